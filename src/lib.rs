@@ -1,0 +1,22 @@
+//! wdsweep: weight-decay (L2) hyperparameter sweeps.
+//!
+//! A sweep spec (TOML) names grids of λ, learning rate and seed plus the
+//! data and training settings. Each job trains the book's linear model
+//! (*Dive into Deep Learning*, §3.7) by minibatch SGD; the jobs run in
+//! parallel and their final validation losses are aggregated over seeds to
+//! recommend a λ. The modules follow the pipeline:
+//!
+//! spec → grid → train (via [`sweep`]) → store → summary → plot / report.
+
+pub mod data;
+pub mod grid;
+pub mod key;
+pub mod numfmt;
+pub mod plot;
+pub mod report;
+pub mod run;
+pub mod spec;
+pub mod store;
+pub mod summary;
+pub mod sweep;
+pub mod train;

@@ -1,0 +1,68 @@
+//! The `wdsweep` command line. Parsing only: the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use wdsweep::run::{self, DEFAULT_MAX_JOBS, RunOptions, UsageError};
+use wdsweep::spec::SpecError;
+
+/// Weight-decay (L2) sweeps: train every (λ, lr, seed) of a grid in
+/// parallel and find the λ with the lowest validation loss.
+#[derive(Parser)]
+#[command(name = "wdsweep", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a sweep spec and write its results folder.
+    Run {
+        /// The sweep spec (TOML), for example sweeps/grid.toml.
+        spec: PathBuf,
+        /// Write results here instead of results/NAME/.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Worker threads (default: one per core).
+        #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// Print nothing but errors.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Remove the results already in the output folder first.
+        #[arg(long)]
+        fresh: bool,
+        /// Refuse grids with more jobs than this.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_JOBS)]
+        max_jobs: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { spec, out, jobs, quiet, fresh, max_jobs } => {
+            let opts = RunOptions {
+                spec,
+                out,
+                threads: jobs.map(usize::from),
+                quiet,
+                fresh,
+                max_jobs,
+            };
+            run::run(&opts).map(|report| if report.choice.is_some() { 0 } else { 3 })
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("wdsweep: error: {err:#}");
+            let usage = err.downcast_ref::<SpecError>().is_some()
+                || err.downcast_ref::<UsageError>().is_some();
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! `wdsweep run`: from a spec file to a results folder.
+//!
+//! The steps follow the pipeline of DESIGN.md §1: read and check the spec,
+//! claim the output folder, train every job, write the tables, aggregate,
+//! choose, plot and report. Timings go to the terminal only, never into a
+//! result file, so two runs of one spec write byte-identical files.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::key::experiment_hash;
+use crate::plot;
+use crate::report;
+use crate::spec::{Spec, SpecError};
+use crate::store;
+use crate::summary::{self, Choice};
+use crate::sweep::{self, Progress};
+
+/// A mistake in how the tool was called (exit code 2), as opposed to a
+/// failure while running (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The default refusal threshold for a grid's job count.
+pub const DEFAULT_MAX_JOBS: u64 = 10_000_000;
+
+/// The files a run writes, which `--fresh` may remove.
+pub const OUTPUT_FILES: [&str; 9] = [
+    "spec.toml",
+    "jobs.parquet",
+    "jobs.csv",
+    "curves.parquet",
+    "summary.csv",
+    "summary.md",
+    "best.json",
+    "val_loss_vs_lambda.png",
+    "loss_curves.png",
+];
+
+/// Options of `wdsweep run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub spec: PathBuf,
+    pub out: Option<PathBuf>,
+    pub threads: Option<usize>,
+    pub quiet: bool,
+    pub fresh: bool,
+    pub max_jobs: u64,
+}
+
+/// What a finished run found.
+#[derive(Debug)]
+pub struct RunReport {
+    pub out: PathBuf,
+    pub choice: Option<Choice>,
+    pub jobs: u64,
+    pub diverged: u64,
+}
+
+/// Reads and checks a spec, including the size of its grid.
+pub fn load_spec(path: &Path, max_jobs: u64) -> Result<Spec> {
+    let spec = Spec::from_file(path)?;
+    let file = path.display();
+    let (nl, nr, ns) = (spec.grid.lambdas.len(), spec.grid.lrs.len(), spec.grid.seeds.len());
+    match spec.grid.checked_len() {
+        Some(n) if n <= max_jobs => Ok(spec),
+        Some(n) => Err(SpecError(format!(
+            "{file}: the grid has {n} jobs ({nl} λ × {nr} lr × {ns} seeds), more than the limit \
+             of {max_jobs}; shrink an axis, or pass --max-jobs {n} if you mean it"
+        ))
+        .into()),
+        None => Err(SpecError(format!(
+            "{file}: the grid's job count ({nl} λ × {nr} lr × {ns} seeds) does not fit in 64 \
+             bits; shrink an axis"
+        ))
+        .into()),
+    }
+}
+
+/// Where a spec's results go by default: `results/NAME`.
+pub fn default_out(spec: &Spec) -> PathBuf {
+    Path::new("results").join(&spec.name)
+}
+
+/// Makes `out` ready for this experiment. A folder that holds another
+/// experiment's results is refused unless `fresh`, which removes only the
+/// files wdsweep writes.
+fn claim_folder(out: &Path, spec: &Spec, fresh: bool) -> Result<()> {
+    let existing = out.join("spec.toml");
+    if fresh {
+        for name in OUTPUT_FILES {
+            let path = out.join(name);
+            if path.exists() {
+                fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+    } else if existing.exists() {
+        let text = fs::read_to_string(&existing)
+            .with_context(|| format!("cannot read {}", existing.display()))?;
+        let theirs = toml::from_str::<toml::Table>(&text).ok();
+        let theirs_hash = theirs
+            .as_ref()
+            .and_then(|t| t.get("provenance")?.get("experiment")?.as_str().map(str::to_string));
+        let ours = experiment_hash(&spec.data, &spec.train);
+        if theirs_hash.as_deref() != Some(ours.as_str()) {
+            let what = theirs
+                .as_ref()
+                .map(|t| describe_difference(t, spec))
+                .unwrap_or_else(|| "its spec.toml cannot be read".into());
+            return Err(UsageError(format!(
+                "{} holds results of a different experiment ({what}); pass --fresh to replace \
+                 them, or --out DIR to write elsewhere",
+                out.display()
+            ))
+            .into());
+        }
+    }
+    fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    Ok(())
+}
+
+/// Names the data and training settings that differ between a folder's
+/// spec.toml and `spec`.
+fn describe_difference(theirs: &toml::Table, spec: &Spec) -> String {
+    let ours: toml::Table = toml::from_str(&report::spec_as_run(spec)).unwrap_or_default();
+    let mut diffs = Vec::new();
+    for section in ["data", "train"] {
+        let (a, b) = (ours.get(section), theirs.get(section));
+        let keys = a.and_then(|v| v.as_table()).map(|t| t.keys().cloned().collect::<Vec<_>>());
+        for key in keys.unwrap_or_default() {
+            let (x, y) = (a.and_then(|t| t.get(&key)), b.and_then(|t| t.get(&key)));
+            if x != y {
+                let show = |v: Option<&toml::Value>| v.map_or("absent".into(), |v| v.to_string());
+                diffs.push(format!("[{section}] {key} is {} here, {} there", show(x), show(y)));
+            }
+        }
+    }
+    if diffs.is_empty() {
+        "it was written by a different numerics version".into()
+    } else {
+        diffs.join("; ")
+    }
+}
+
+/// Runs a sweep end to end and writes its folder.
+pub fn run(opts: &RunOptions) -> Result<RunReport> {
+    let started = Instant::now();
+    let spec = load_spec(&opts.spec, opts.max_jobs)?;
+    let out = opts.out.clone().unwrap_or_else(|| default_out(&spec));
+    claim_folder(&out, &spec, opts.fresh)?;
+    store::write_text(&out.join("spec.toml"), &report::spec_as_run(&spec))?;
+
+    let total = spec.grid.len();
+    let threads = opts.threads.unwrap_or(0);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("cannot start the worker threads")?;
+    if !opts.quiet {
+        eprintln!(
+            "wdsweep: {} jobs ({} λ × {} lr × {} seeds) on {} threads → {}",
+            total,
+            spec.grid.lambdas.len(),
+            spec.grid.lrs.len(),
+            spec.grid.seeds.len(),
+            pool.current_num_threads(),
+            out.display()
+        );
+    }
+    let progress = Progress::new(total, opts.quiet);
+    let train_started = Instant::now();
+    let results = pool.install(|| sweep::run_all(&spec, &progress));
+    progress.finish();
+    let train_secs = train_started.elapsed().as_secs_f64();
+
+    let mut jobs = store::jobs_frame(&results)?;
+    let mut curves = store::curves_frame(&results)?;
+    drop(results);
+    store::write_parquet(&out.join("jobs.parquet"), &mut jobs)?;
+    store::write_csv(&out.join("jobs.csv"), &mut jobs)?;
+    store::write_parquet(&out.join("curves.parquet"), &mut curves)?;
+
+    let mut summary = summary::summarize(&jobs)?;
+    store::write_csv(&out.join("summary.csv"), &mut summary)?;
+    let cells = summary::cells(&summary)?;
+    let choice = summary::choose(&cells);
+    let complete = true;
+    store::write_text(
+        &out.join("summary.md"),
+        &report::summary_markdown(&spec.name, &cells, choice.as_ref(), complete),
+    )?;
+    store::write_text(&out.join("best.json"), &report::best_json(choice.as_ref(), complete))?;
+    draw(&out, &spec, &cells, choice.as_ref(), &jobs, &curves, !complete)?;
+
+    let diverged: u64 = cells.iter().map(|c| c.n_diverged).sum();
+    if !opts.quiet {
+        println!("{}", report::terminal_table(&cells, choice.as_ref()));
+        if diverged > 0 {
+            println!("{diverged} of {total} jobs diverged; their cells are never chosen.");
+        }
+        println!("{}", report::choice_line(choice.as_ref()));
+        println!(
+            "results in {}/ ({:.2} s: {:.2} s training, {:.0} jobs/s)",
+            out.display(),
+            started.elapsed().as_secs_f64(),
+            train_secs,
+            total as f64 / train_secs.max(1e-9)
+        );
+    }
+    Ok(RunReport { out, choice, jobs: total, diverged })
+}
+
+/// Renders both figures.
+fn draw(
+    out: &Path,
+    spec: &Spec,
+    cells: &[summary::Cell],
+    choice: Option<&Choice>,
+    jobs: &polars::prelude::DataFrame,
+    curves: &polars::prelude::DataFrame,
+    partial: bool,
+) -> Result<()> {
+    let points: Vec<plot::Cell> = cells
+        .iter()
+        .map(|c| plot::Cell {
+            lambda: c.lambda,
+            lr: c.lr,
+            mean: c.val_loss_mean,
+            sem: c.val_loss_sem,
+            n: c.n as usize,
+            n_diverged: c.n_diverged as usize,
+        })
+        .collect();
+    let seeds = spec.grid.seeds.len();
+    let marked = choice.map(|c| plot::Choice { lambda: c.lambda, lr: c.lr });
+    plot::val_loss_vs_lambda(
+        &out.join("val_loss_vs_lambda.png"),
+        &points,
+        marked.as_ref(),
+        &format!("{}: validation loss vs λ ({seeds} seeds)", spec.name),
+        partial,
+    )?;
+
+    // The book's figure: the smallest λ of the grid against the chosen one.
+    let smallest = spec.grid.lambdas.iter().copied().fold(f64::INFINITY, f64::min);
+    let lr = choice.map_or(spec.grid.lrs[0], |c| c.lr);
+    let mut lambdas = vec![smallest];
+    if let Some(c) = choice.filter(|c| c.lambda != smallest) {
+        lambdas.push(c.lambda);
+    }
+    let means = summary::mean_curves(jobs, curves, lr, &lambdas)?;
+    let lam = means.column("lambda")?.f64()?;
+    let train = means.column("train_loss")?.f64()?;
+    let val = means.column("val_loss")?.f64()?;
+    let lines: Vec<plot::Curve> = lambdas
+        .iter()
+        .map(|&l| {
+            let rows = (0..means.height()).filter(|&i| lam.get(i) == Some(l));
+            let (t, v): (Vec<_>, Vec<_>) = rows.map(|i| (train.get(i), val.get(i))).unzip();
+            plot::Curve { lambda: l, train: t, val: v }
+        })
+        .collect();
+    plot::loss_curves(
+        &out.join("loss_curves.png"),
+        &lines,
+        lr,
+        &format!("{}: loss per epoch, mean over {seeds} seeds", spec.name),
+        partial,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,519 @@
+//! The sweep spec: the TOML a user writes, and the checked form the rest of
+//! the program trusts.
+//!
+//! Parsing happens in two steps. Serde reads the file into `Raw*` structs
+//! that mirror the TOML exactly (every key optional, unknown keys refused),
+//! so a typo is reported with its line and column. [`Spec::from_toml`] then
+//! fills in the book's defaults, expands the grid axes and checks every
+//! value once; nothing downstream re-validates. Every refusal is a
+//! [`SpecError`] naming the file, the key and what would be valid.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::grid::{self, FloatAxis, Grid, SeedAxis};
+
+/// A spec that cannot be run as written. The message is complete: it names
+/// the file, the place and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SpecError(pub String);
+
+/// How the L2 penalty enters training (DESIGN.md §2). Both give the same SGD
+/// trajectory up to rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Penalty {
+    /// (λ/2)·‖w‖² is part of the minibatch objective and its gradient λ·w is
+    /// added to the weight gradient.
+    Loss,
+    /// The objective has no penalty; the optimizer shrinks the weights,
+    /// w ← (1 − lr·λ)·w − lr·∇, as MXNet's `wd` does.
+    Optimizer,
+}
+
+impl fmt::Display for Penalty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Penalty::Loss => "loss",
+            Penalty::Optimizer => "optimizer",
+        })
+    }
+}
+
+/// The book's synthetic data set (DESIGN.md §2).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataSettings {
+    pub num_train: usize,
+    pub num_val: usize,
+    pub num_inputs: usize,
+    pub noise_std: f64,
+    pub true_weight: f64,
+    pub true_bias: f64,
+}
+
+impl Default for DataSettings {
+    fn default() -> Self {
+        DataSettings {
+            num_train: 20,
+            num_val: 100,
+            num_inputs: 200,
+            noise_std: 0.01,
+            true_weight: 0.01,
+            true_bias: 0.05,
+        }
+    }
+}
+
+/// Minibatch SGD settings shared by every job of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainSettings {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub init_std: f64,
+    pub penalty: Penalty,
+    /// A job diverges when its training loss exceeds this multiple of its
+    /// initial training loss.
+    pub diverge_above: f64,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            epochs: 10,
+            batch_size: 5,
+            init_std: 0.01,
+            penalty: Penalty::Loss,
+            diverge_above: 1e6,
+        }
+    }
+}
+
+/// A checked spec: every default filled in, every axis expanded.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub name: String,
+    pub data: DataSettings,
+    pub train: TrainSettings,
+    pub grid: Grid,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    name: Option<String>,
+    #[serde(default)]
+    data: RawData,
+    #[serde(default)]
+    train: RawTrain,
+    #[serde(default)]
+    grid: RawGrid,
+    /// Written by wdsweep into `spec.toml` (versions, experiment hash) and
+    /// ignored on input, so a results folder's spec can be run again.
+    #[serde(default, rename = "provenance")]
+    _provenance: Option<toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    num_train: Option<Count>,
+    num_val: Option<Count>,
+    num_inputs: Option<Count>,
+    noise_std: Option<Finite>,
+    true_weight: Option<Finite>,
+    true_bias: Option<Finite>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrain {
+    epochs: Option<Count>,
+    batch_size: Option<Count>,
+    init_std: Option<Finite>,
+    penalty: Option<Penalty>,
+    diverge_above: Option<Finite>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrid {
+    lambda: Option<FloatAxis>,
+    lr: Option<FloatAxis>,
+    seed: Option<SeedAxis>,
+}
+
+/// A number read from the spec that must be finite (`nan` and `inf` are
+/// valid TOML but never a valid setting). Integers are accepted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Finite(pub f64);
+
+impl<'de> Deserialize<'de> for Finite {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let x = f64::deserialize(d)?;
+        if x.is_finite() {
+            Ok(Finite(x))
+        } else {
+            Err(de::Error::custom(format!("{x} is not a usable number; write a finite value")))
+        }
+    }
+}
+
+/// A non-negative whole number (a count of rows, epochs, …).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Count(pub u64);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number (for example 10)")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
+                u64::try_from(v).map(Count).map_err(|_| {
+                    E::custom(format!("{v} is negative; expected a whole number of at least 0"))
+                })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
+                Ok(Count(v))
+            }
+        }
+        d.deserialize_u64(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for FloatAxis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FloatAxisVisitor)
+    }
+}
+
+struct FloatAxisVisitor;
+
+const FLOAT_AXIS_FORMS: &str = "a list of numbers ([0, 0.1, 3]), \
+    { log = [1e-3, 30], num = 12 } (optionally zero = true), \
+    or { linear = [0.01, 0.05], num = 5 } (or step = 0.01 instead of num)";
+
+impl<'de> Visitor<'de> for FloatAxisVisitor {
+    type Value = FloatAxis;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(FLOAT_AXIS_FORMS)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FloatAxis, A::Error> {
+        let mut values = Vec::new();
+        while let Some(Finite(x)) = seq.next_element()? {
+            values.push(x);
+        }
+        Ok(FloatAxis::List(values))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FloatAxis, A::Error> {
+        let mut log: Option<[Finite; 2]> = None;
+        let mut linear: Option<[Finite; 2]> = None;
+        let mut num: Option<Count> = None;
+        let mut step: Option<Finite> = None;
+        let mut zero: Option<bool> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "log" => log = Some(map.next_value()?),
+                "linear" => linear = Some(map.next_value()?),
+                "num" => num = Some(map.next_value()?),
+                "step" => step = Some(map.next_value()?),
+                "zero" => zero = Some(map.next_value()?),
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "unknown key '{other}' in a range{}; a range takes log or linear, \
+                         num or step, and zero",
+                        grid::suggest(other, &["log", "linear", "num", "step", "zero"])
+                    )));
+                }
+            }
+        }
+        let zero = zero.unwrap_or(false);
+        match (log, linear) {
+            (Some([a, b]), None) => {
+                if step.is_some() {
+                    return Err(de::Error::custom(
+                        "a log range takes num = N, not step (its points are evenly spaced \
+                         in the logarithm)",
+                    ));
+                }
+                let num = num.ok_or_else(|| {
+                    de::Error::custom("a log range needs num = N (the number of points)")
+                })?;
+                Ok(FloatAxis::Log { start: a.0, end: b.0, num: num.0, zero })
+            }
+            (None, Some([a, b])) => match (num, step) {
+                (Some(n), None) => Ok(FloatAxis::LinearNum { start: a.0, end: b.0, num: n.0, zero }),
+                (None, Some(s)) => {
+                    Ok(FloatAxis::LinearStep { start: a.0, end: b.0, step: s.0, zero })
+                }
+                _ => Err(de::Error::custom(
+                    "a linear range needs exactly one of num = N or step = S",
+                )),
+            },
+            (Some(_), Some(_)) => {
+                Err(de::Error::custom("a range is either log = [..] or linear = [..], not both"))
+            }
+            (None, None) => Err(de::Error::custom(format!("expected {FLOAT_AXIS_FORMS}"))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SeedAxis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SeedAxisVisitor)
+    }
+}
+
+struct SeedAxisVisitor;
+
+impl<'de> Visitor<'de> for SeedAxisVisitor {
+    type Value = SeedAxis;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of whole numbers ([0, 1, 2]), { count = 50 } or { start = 100, count = 50 }")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SeedAxis, A::Error> {
+        let mut seeds = Vec::new();
+        while let Some(Count(s)) = seq.next_element()? {
+            seeds.push(s);
+        }
+        Ok(SeedAxis::List(seeds))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SeedAxis, A::Error> {
+        let mut start = None;
+        let mut count = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "start" => start = Some(map.next_value::<Count>()?.0),
+                "count" => count = Some(map.next_value::<Count>()?.0),
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "unknown key '{other}' in the seed axis{}; it takes count and start",
+                        grid::suggest(other, &["count", "start"])
+                    )));
+                }
+            }
+        }
+        let count = count
+            .ok_or_else(|| de::Error::custom("the seed axis needs count = N (seeds start to start + N - 1)"))?;
+        Ok(SeedAxis::Range { start: start.unwrap_or(0), count })
+    }
+}
+
+/// Line and column (both from 1) of a byte offset in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn check_usize(file: &str, key: &str, value: Option<Count>, default: usize) -> Result<usize, SpecError> {
+    let Some(Count(v)) = value else { return Ok(default) };
+    match usize::try_from(v) {
+        Ok(v) if v > 0 => Ok(v),
+        Ok(_) => Err(SpecError(format!("{file}: {key} = 0; it must be at least 1"))),
+        Err(_) => Err(SpecError(format!("{file}: {key} = {v} is too large for this machine"))),
+    }
+}
+
+impl Spec {
+    /// Reads and checks a spec file. The default `name` is the file's stem.
+    pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SpecError(format!("cannot read the spec {file}: {e}")))?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep").to_string();
+        Spec::from_toml(&text, &file, &stem)
+    }
+
+    /// Checks a spec given as text; `file` is only used in messages.
+    pub fn from_toml(text: &str, file: &str, default_name: &str) -> Result<Spec, SpecError> {
+        let raw: RawSpec = toml::from_str(text).map_err(|e| {
+            let place = match e.span() {
+                Some(span) => {
+                    let (line, col) = line_col(text, span.start);
+                    format!("{file}:{line}:{col}")
+                }
+                None => file.to_string(),
+            };
+            SpecError(format!("{place}: {}", e.message().trim_end()))
+        })?;
+
+        let name = raw.name.unwrap_or_else(|| default_name.to_string());
+        check_name(file, &name)?;
+
+        let defaults = DataSettings::default();
+        let d = raw.data;
+        let data = DataSettings {
+            num_train: check_usize(file, "[data] num_train", d.num_train, defaults.num_train)?,
+            num_val: check_usize(file, "[data] num_val", d.num_val, defaults.num_val)?,
+            num_inputs: check_usize(file, "[data] num_inputs", d.num_inputs, defaults.num_inputs)?,
+            noise_std: d.noise_std.map_or(defaults.noise_std, |x| x.0),
+            true_weight: d.true_weight.map_or(defaults.true_weight, |x| x.0),
+            true_bias: d.true_bias.map_or(defaults.true_bias, |x| x.0),
+        };
+        if data.noise_std < 0.0 {
+            return Err(SpecError(format!(
+                "{file}: [data] noise_std = {} is negative; a standard deviation is 0 or more",
+                crate::numfmt::short(data.noise_std)
+            )));
+        }
+
+        let defaults = TrainSettings::default();
+        let t = raw.train;
+        let train = TrainSettings {
+            epochs: check_usize(file, "[train] epochs", t.epochs, defaults.epochs)?,
+            batch_size: check_usize(file, "[train] batch_size", t.batch_size, defaults.batch_size)?,
+            init_std: t.init_std.map_or(defaults.init_std, |x| x.0),
+            penalty: t.penalty.unwrap_or(defaults.penalty),
+            diverge_above: t.diverge_above.map_or(defaults.diverge_above, |x| x.0),
+        };
+        if train.batch_size > data.num_train {
+            return Err(SpecError(format!(
+                "{file}: [train] batch_size = {} is larger than [data] num_train = {}; \
+                 use a batch_size from 1 to {}",
+                train.batch_size, data.num_train, data.num_train
+            )));
+        }
+        if train.init_std < 0.0 {
+            return Err(SpecError(format!(
+                "{file}: [train] init_std = {} is negative; a standard deviation is 0 or more",
+                crate::numfmt::short(train.init_std)
+            )));
+        }
+        if train.diverge_above <= 1.0 {
+            return Err(SpecError(format!(
+                "{file}: [train] diverge_above = {} must be greater than 1 (it is a factor \
+                 over the initial training loss; the default is 1e6)",
+                crate::numfmt::short(train.diverge_above)
+            )));
+        }
+
+        let g = raw.grid;
+        let lambda = g.lambda.unwrap_or(FloatAxis::List(vec![0.0]));
+        let lr = g.lr.unwrap_or(FloatAxis::List(vec![0.01]));
+        let seed = g.seed.unwrap_or(SeedAxis::Range { start: 0, count: 1 });
+        let grid = Grid::new(
+            grid::expand_float(&lambda, "[grid] lambda", grid::Bound::NonNegative)
+                .map_err(|m| SpecError(format!("{file}: {m}")))?,
+            grid::expand_float(&lr, "[grid] lr", grid::Bound::Positive)
+                .map_err(|m| SpecError(format!("{file}: {m}")))?,
+            grid::expand_seeds(&seed).map_err(|m| SpecError(format!("{file}: {m}")))?,
+        )
+        .map_err(|m| SpecError(format!("{file}: {m}")))?;
+
+        Ok(Spec { name, data, train, grid })
+    }
+}
+
+/// The name becomes a folder under `results/`, so it must be one plain
+/// path component.
+fn check_name(file: &str, name: &str) -> Result<(), SpecError> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && name.trim() == name;
+    if plain {
+        Ok(())
+    } else {
+        Err(SpecError(format!(
+            "{file}: name = {name:?} is not a plain folder name; use letters, digits, '-', '_' \
+             or '.', with no '/' (for example name = \"grid\")"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::SeedAxis;
+
+    fn parse(text: &str) -> Result<Spec, SpecError> {
+        Spec::from_toml(text, "test.toml", "test")
+    }
+
+    #[test]
+    fn an_empty_spec_is_the_books_single_run() {
+        let spec = parse("").unwrap();
+        assert_eq!(spec.name, "test");
+        assert_eq!(spec.data, DataSettings::default());
+        assert_eq!(spec.train, TrainSettings::default());
+        assert_eq!(spec.grid.lambdas, vec![0.0]);
+        assert_eq!(spec.grid.lrs, vec![0.01]);
+        assert_eq!(spec.grid.seeds, SeedAxis::Range { start: 0, count: 1 });
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let spec = parse(
+            "name = \"x\"\n[data]\nnum_train = 10\nnum_val = 7\nnum_inputs = 3\n\
+             noise_std = 0.5\ntrue_weight = 2\ntrue_bias = -1\n\
+             [train]\nepochs = 4\nbatch_size = 3\ninit_std = 0.1\npenalty = \"optimizer\"\n\
+             diverge_above = 100\n[grid]\nlambda = [0, 1]\nlr = [0.1]\nseed = [3, 4]\n",
+        )
+        .unwrap();
+        assert_eq!(spec.name, "x");
+        assert_eq!(
+            spec.data,
+            DataSettings {
+                num_train: 10,
+                num_val: 7,
+                num_inputs: 3,
+                noise_std: 0.5,
+                true_weight: 2.0,
+                true_bias: -1.0
+            }
+        );
+        assert_eq!(
+            spec.train,
+            TrainSettings {
+                epochs: 4,
+                batch_size: 3,
+                init_std: 0.1,
+                penalty: Penalty::Optimizer,
+                diverge_above: 100.0
+            }
+        );
+        assert_eq!(spec.grid.seeds, SeedAxis::List(vec![3, 4]));
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_with_its_place() {
+        let err = parse("[grid]\nlamda = [0]\n").unwrap_err().to_string();
+        assert!(err.starts_with("test.toml:2:1:"), "{err}");
+        assert!(err.contains("lamda"), "{err}");
+    }
+
+    #[test]
+    fn batch_larger_than_training_set_is_refused() {
+        let err = parse("[train]\nbatch_size = 21\n").unwrap_err().to_string();
+        assert!(err.contains("batch_size = 21") && err.contains("1 to 20"), "{err}");
+    }
+
+    #[test]
+    fn nan_is_refused() {
+        let err = parse("[data]\nnoise_std = nan\n").unwrap_err().to_string();
+        assert!(err.contains("finite"), "{err}");
+    }
+
+    #[test]
+    fn a_path_as_name_is_refused() {
+        for name in ["../x", "a/b", ""] {
+            let err = parse(&format!("name = {name:?}\n")).unwrap_err().to_string();
+            assert!(err.contains("plain folder name"), "{err}");
+        }
+    }
+}

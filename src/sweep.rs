@@ -1,0 +1,131 @@
+//! Running a sweep's jobs in parallel.
+//!
+//! Work is organised by seed: a seed's data set and initial weights are made
+//! once and shared by all of its (λ, lr) jobs, which run as nested rayon
+//! tasks. Results are collected with order-preserving `collect`s and placed
+//! by job number, so nothing about scheduling reaches the results.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use crate::data;
+use crate::grid::JobIndex;
+use crate::key::job_key;
+use crate::spec::Spec;
+use crate::train::{self, Outcome};
+
+/// One finished job.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    pub index: JobIndex,
+    pub key: String,
+    pub lambda: f64,
+    pub lr: f64,
+    pub seed: u64,
+    pub outcome: Outcome,
+}
+
+/// Progress reporting on stderr: a bar on a terminal, a plain line every 10%
+/// elsewhere (a cluster log), or nothing.
+pub struct Progress {
+    total: u64,
+    mode: Mode,
+}
+
+enum Mode {
+    Quiet,
+    Bar(ProgressBar),
+    Lines { done: AtomicU64, start: Instant, lock: Mutex<()> },
+}
+
+impl Progress {
+    pub fn new(total: u64, quiet: bool) -> Progress {
+        let mode = if quiet || total == 0 {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} jobs \
+                     ({per_sec}, eta {eta})",
+                )
+                .expect("a valid progress template"),
+            );
+            Mode::Bar(bar)
+        } else {
+            Mode::Lines { done: AtomicU64::new(0), start: Instant::now(), lock: Mutex::new(()) }
+        };
+        Progress { total, mode }
+    }
+
+    /// Counts one finished job.
+    pub fn inc(&self) {
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::Bar(bar) => bar.inc(1),
+            Mode::Lines { done, start, lock } => {
+                let now = done.fetch_add(1, Ordering::Relaxed) + 1;
+                let tenth = |k: u64| k * 10 / self.total;
+                if tenth(now) > tenth(now - 1) {
+                    let _guard = lock.lock();
+                    let secs = start.elapsed().as_secs_f64();
+                    let rate = now as f64 / secs.max(1e-9);
+                    let eta = (self.total - now) as f64 / rate.max(1e-9);
+                    eprintln!(
+                        "wdsweep: {now}/{} jobs ({}%), {rate:.0} jobs/s, eta {eta:.0} s",
+                        self.total,
+                        now * 100 / self.total
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Mode::Bar(bar) = &self.mode {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Runs every job of the spec's grid and returns the results in job order.
+pub fn run_all(spec: &Spec, progress: &Progress) -> Vec<JobResult> {
+    let grid = &spec.grid;
+    let seeds = grid.seeds.len() as usize;
+    let cells = grid.lambdas.len() * grid.lrs.len();
+
+    let per_seed: Vec<Vec<JobResult>> = (0..seeds)
+        .into_par_iter()
+        .map(|si| {
+            let seed = grid.seeds.get(si);
+            let dataset = data::synthetic(&spec.data, seed);
+            let init = data::initial_weights(spec.data.num_inputs, spec.train.init_std, seed);
+            (0..cells)
+                .into_par_iter()
+                .map(|cell| {
+                    let (li, ri) = (cell / grid.lrs.len(), cell % grid.lrs.len());
+                    let (lambda, lr) = (grid.lambdas[li], grid.lrs[ri]);
+                    let fit = train::fit(&dataset, &spec.train, lambda, lr, init.view(), seed);
+                    progress.inc();
+                    JobResult {
+                        index: JobIndex { job: grid.job(li, ri, si), lambda: li, lr: ri, seed: si },
+                        key: job_key(&spec.data, &spec.train, lambda, lr, seed),
+                        lambda,
+                        lr,
+                        seed,
+                        outcome: fit.outcome,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+
+    let mut results: Vec<JobResult> = per_seed.into_iter().flatten().collect();
+    results.sort_by_key(|r| r.index.job);
+    results
+}
