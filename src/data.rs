@@ -90,7 +90,12 @@ mod tests {
 
     #[test]
     fn shapes_follow_the_settings() {
-        let settings = DataSettings { num_train: 3, num_val: 4, num_inputs: 5, ..Default::default() };
+        let settings = DataSettings {
+            num_train: 3,
+            num_val: 4,
+            num_inputs: 5,
+            ..Default::default()
+        };
         let data = synthetic(&settings, 0);
         assert_eq!(data.x_train.dim(), (3, 5));
         assert_eq!(data.x_val.dim(), (4, 5));
@@ -101,7 +106,11 @@ mod tests {
     #[test]
     fn targets_follow_the_true_model() {
         // With no noise, y is exactly X·w* + b*.
-        let settings = DataSettings { noise_std: 0.0, num_inputs: 3, ..Default::default() };
+        let settings = DataSettings {
+            noise_std: 0.0,
+            num_inputs: 3,
+            ..Default::default()
+        };
         let data = synthetic(&settings, 1);
         for (row, y) in data.x_train.rows().into_iter().zip(&data.y_train) {
             let expected = row.sum() * 0.01 + 0.05;

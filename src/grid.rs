@@ -14,9 +14,24 @@ use crate::numfmt::short;
 #[derive(Debug, Clone, PartialEq)]
 pub enum FloatAxis {
     List(Vec<f64>),
-    Log { start: f64, end: f64, num: u64, zero: bool },
-    LinearNum { start: f64, end: f64, num: u64, zero: bool },
-    LinearStep { start: f64, end: f64, step: f64, zero: bool },
+    Log {
+        start: f64,
+        end: f64,
+        num: u64,
+        zero: bool,
+    },
+    LinearNum {
+        start: f64,
+        end: f64,
+        num: u64,
+        zero: bool,
+    },
+    LinearStep {
+        start: f64,
+        end: f64,
+        step: f64,
+        zero: bool,
+    },
 }
 
 /// The seed axis as written in the spec.
@@ -92,17 +107,24 @@ impl Grid {
                 ));
             }
         }
-        Ok(Grid { lambdas, lrs, seeds })
+        Ok(Grid {
+            lambdas,
+            lrs,
+            seeds,
+        })
     }
 
     /// The number of jobs, or `None` if it does not fit in a u64.
     pub fn checked_len(&self) -> Option<u64> {
-        (self.lambdas.len() as u64).checked_mul(self.lrs.len() as u64)?.checked_mul(self.seeds.len())
+        (self.lambdas.len() as u64)
+            .checked_mul(self.lrs.len() as u64)?
+            .checked_mul(self.seeds.len())
     }
 
     /// The number of jobs. Only call on a grid whose size was checked.
     pub fn len(&self) -> u64 {
-        self.checked_len().expect("grid size checked when the spec was read")
+        self.checked_len()
+            .expect("grid size checked when the spec was read")
     }
 
     pub fn is_empty(&self) -> bool {
@@ -134,8 +156,17 @@ pub fn float_axis_len(axis: &FloatAxis) -> u64 {
         FloatAxis::Log { num, zero, .. } | FloatAxis::LinearNum { num, zero, .. } => {
             num.saturating_add(*zero as u64)
         }
-        FloatAxis::LinearStep { start, end, step, zero } => {
-            let steps = if *step > 0.0 && end >= start { ((end - start) / step).round() } else { 0.0 };
+        FloatAxis::LinearStep {
+            start,
+            end,
+            step,
+            zero,
+        } => {
+            let steps = if *step > 0.0 && end >= start {
+                ((end - start) / step).round()
+            } else {
+                0.0
+            };
             // A float estimate is enough to refuse a huge grid early; the exact
             // count comes from decimal arithmetic in `expand_float`.
             (steps.min(u64::MAX as f64) as u64).saturating_add(1 + *zero as u64)
@@ -148,7 +179,12 @@ pub fn float_axis_len(axis: &FloatAxis) -> u64 {
 pub fn expand_float(axis: &FloatAxis, key: &str, bound: Bound) -> Result<Vec<f64>, String> {
     let mut values = match axis {
         FloatAxis::List(v) => v.clone(),
-        FloatAxis::Log { start, end, num, zero } => {
+        FloatAxis::Log {
+            start,
+            end,
+            num,
+            zero,
+        } => {
             let (a, b, n) = (*start, *end, *num);
             if a <= 0.0 || b <= 0.0 {
                 let hint = match bound {
@@ -168,7 +204,12 @@ pub fn expand_float(axis: &FloatAxis, key: &str, bound: Bound) -> Result<Vec<f64
             }
             v
         }
-        FloatAxis::LinearNum { start, end, num, zero } => {
+        FloatAxis::LinearNum {
+            start,
+            end,
+            num,
+            zero,
+        } => {
             check_range_shape(key, *start, *end, *num)?;
             let mut v = linear_num(*start, *end, *num).map_err(|m| format!("{key}: {m}"))?;
             if *zero {
@@ -176,7 +217,12 @@ pub fn expand_float(axis: &FloatAxis, key: &str, bound: Bound) -> Result<Vec<f64
             }
             v
         }
-        FloatAxis::LinearStep { start, end, step, zero } => {
+        FloatAxis::LinearStep {
+            start,
+            end,
+            step,
+            zero,
+        } => {
             if *step <= 0.0 {
                 return Err(format!("{key}: step = {} must be above 0", short(*step)));
             }
@@ -212,7 +258,10 @@ pub fn expand_float(axis: &FloatAxis, key: &str, bound: Bound) -> Result<Vec<f64
                 Bound::NonNegative => "0 or more",
                 Bound::Positive => "above 0",
             };
-            return Err(format!("{key} holds {}; every value must be {what}", short(*v)));
+            return Err(format!(
+                "{key} holds {}; every value must be {what}",
+                short(*v)
+            ));
         }
     }
     let mut sorted = values.clone();
@@ -279,7 +328,9 @@ fn to_decimal(x: f64) -> (i128, i32) {
     let (digits, exp) = text.split_once('e').expect("exponent form");
     let exp: i32 = exp.parse().expect("integer exponent");
     let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-    let mantissa: i128 = format!("{int_part}{frac_part}").parse().expect("decimal digits");
+    let mantissa: i128 = format!("{int_part}{frac_part}")
+        .parse()
+        .expect("decimal digits");
     (mantissa, exp - frac_part.len() as i32)
 }
 
@@ -288,7 +339,11 @@ fn common_scale(values: &[(i128, i32)]) -> Option<(Vec<i128>, i32)> {
     let exp = values.iter().map(|v| v.1).min()?;
     let scaled = values
         .iter()
-        .map(|&(m, e)| 10i128.checked_pow((e - exp) as u32).and_then(|p| m.checked_mul(p)))
+        .map(|&(m, e)| {
+            10i128
+                .checked_pow((e - exp) as u32)
+                .and_then(|p| m.checked_mul(p))
+        })
         .collect::<Option<Vec<_>>>()?;
     Some((scaled, exp))
 }
@@ -342,7 +397,8 @@ fn linear_num(a: f64, b: f64, n: u64) -> Result<Vec<f64>, String> {
 }
 
 fn linear_step(a: f64, b: f64, step: f64) -> Result<Vec<f64>, String> {
-    let (s, exp) = common_scale(&[to_decimal(a), to_decimal(b), to_decimal(step)]).ok_or(TOO_WIDE)?;
+    let (s, exp) =
+        common_scale(&[to_decimal(a), to_decimal(b), to_decimal(step)]).ok_or(TOO_WIDE)?;
     let (start, end, st) = (s[0], s[1], s[2]);
     let span = end - start;
     if span % st != 0 {
@@ -362,7 +418,9 @@ fn linear_step(a: f64, b: f64, step: f64) -> Result<Vec<f64>, String> {
             steps + 1
         ));
     }
-    Ok((0..=steps).map(|i| rational_to_f64(start + i * st, 1, exp)).collect())
+    Ok((0..=steps)
+        .map(|i| rational_to_f64(start + i * st, 1, exp))
+        .collect())
 }
 
 /// Expands the seed axis, refusing duplicates and overflow. Ranges stay
@@ -389,7 +447,7 @@ pub fn expand_seeds(axis: &SeedAxis) -> Result<SeedAxis, String> {
     }
 }
 
-/// A short "(did you mean 'x'?)" when `word` is one small edit from a known
+/// "; did you mean 'x'?" when `word` is a small edit away from a known
 /// name, else an empty string.
 pub fn suggest(word: &str, known: &[&str]) -> String {
     known
@@ -397,7 +455,7 @@ pub fn suggest(word: &str, known: &[&str]) -> String {
         .map(|k| (edit_distance(word, k), *k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 3))
         .min()
-        .map(|(_, k)| format!(" (did you mean '{k}'?)"))
+        .map(|(_, k)| format!("; did you mean '{k}'?"))
         .unwrap_or_default()
 }
 
@@ -426,46 +484,87 @@ mod tests {
 
     #[test]
     fn a_list_is_kept_in_order() {
-        assert_eq!(expand(FloatAxis::List(vec![3.0, 0.0, 0.1])), vec![3.0, 0.0, 0.1]);
+        assert_eq!(
+            expand(FloatAxis::List(vec![3.0, 0.0, 0.1])),
+            vec![3.0, 0.0, 0.1]
+        );
     }
 
     #[test]
     fn log_range_ends_are_exactly_as_written() {
-        let v = expand(FloatAxis::Log { start: 1e-3, end: 30.0, num: 12, zero: false });
+        let v = expand(FloatAxis::Log {
+            start: 1e-3,
+            end: 30.0,
+            num: 12,
+            zero: false,
+        });
         assert_eq!(v.len(), 12);
         assert_eq!(v[0].to_bits(), 1e-3f64.to_bits());
         assert_eq!(v[11].to_bits(), 30f64.to_bits());
         assert!(v.windows(2).all(|w| w[0] < w[1]));
         let ratio = v[1] / v[0];
-        assert!(v.windows(2).all(|w| (w[1] / w[0] / ratio - 1.0).abs() < 1e-12));
+        assert!(
+            v.windows(2)
+                .all(|w| (w[1] / w[0] / ratio - 1.0).abs() < 1e-12)
+        );
     }
 
     #[test]
     fn log_range_decades_are_round() {
-        let v = expand(FloatAxis::Log { start: 1e-3, end: 1e3, num: 7, zero: true });
+        let v = expand(FloatAxis::Log {
+            start: 1e-3,
+            end: 1e3,
+            num: 7,
+            zero: true,
+        });
         assert_eq!(v, vec![0.0, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3]);
     }
 
     #[test]
     fn linear_step_is_decimal_exact() {
-        let v = expand(FloatAxis::LinearStep { start: 0.8, end: 1.0, step: 0.1, zero: false });
+        let v = expand(FloatAxis::LinearStep {
+            start: 0.8,
+            end: 1.0,
+            step: 0.1,
+            zero: false,
+        });
         assert_eq!(v, vec![0.8, 0.9, 1.0]);
-        let v = expand(FloatAxis::LinearStep { start: 0.0, end: 0.3, step: 0.1, zero: false });
+        let v = expand(FloatAxis::LinearStep {
+            start: 0.0,
+            end: 0.3,
+            step: 0.1,
+            zero: false,
+        });
         assert_eq!(v, vec![0.0, 0.1, 0.2, 0.3]);
     }
 
     #[test]
     fn linear_num_hits_round_values() {
-        let v = expand(FloatAxis::LinearNum { start: 0.01, end: 0.05, num: 5, zero: false });
+        let v = expand(FloatAxis::LinearNum {
+            start: 0.01,
+            end: 0.05,
+            num: 5,
+            zero: false,
+        });
         assert_eq!(v, vec![0.01, 0.02, 0.03, 0.04, 0.05]);
-        let v = expand(FloatAxis::LinearNum { start: 0.0, end: 1.0, num: 4, zero: false });
+        let v = expand(FloatAxis::LinearNum {
+            start: 0.0,
+            end: 1.0,
+            num: 4,
+            zero: false,
+        });
         assert_eq!(v, vec![0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]);
     }
 
     #[test]
     fn a_step_that_does_not_divide_is_refused() {
         let err = expand_float(
-            &FloatAxis::LinearStep { start: 0.0, end: 1.0, step: 0.3, zero: false },
+            &FloatAxis::LinearStep {
+                start: 0.0,
+                end: 1.0,
+                step: 0.3,
+                zero: false,
+            },
             "[grid] lr",
             Bound::NonNegative,
         )
@@ -476,7 +575,12 @@ mod tests {
     #[test]
     fn log_range_through_zero_suggests_zero_true() {
         let err = expand_float(
-            &FloatAxis::Log { start: 0.0, end: 1.0, num: 3, zero: false },
+            &FloatAxis::Log {
+                start: 0.0,
+                end: 1.0,
+                num: 3,
+                zero: false,
+            },
             "[grid] lambda",
             Bound::NonNegative,
         )
@@ -486,12 +590,17 @@ mod tests {
 
     #[test]
     fn jobs_vary_seed_fastest() {
-        let grid =
-            Grid::new(vec![0.0, 1.0], vec![0.1, 0.2, 0.3], SeedAxis::Range { start: 7, count: 2 })
-                .unwrap();
+        let grid = Grid::new(
+            vec![0.0, 1.0],
+            vec![0.1, 0.2, 0.3],
+            SeedAxis::Range { start: 7, count: 2 },
+        )
+        .unwrap();
         assert_eq!(grid.len(), 12);
-        let order: Vec<(usize, usize, usize)> =
-            (0..12).map(|j| grid.index(j)).map(|i| (i.lambda, i.lr, i.seed)).collect();
+        let order: Vec<(usize, usize, usize)> = (0..12)
+            .map(|j| grid.index(j))
+            .map(|i| (i.lambda, i.lr, i.seed))
+            .collect();
         assert_eq!(order[0], (0, 0, 0));
         assert_eq!(order[1], (0, 0, 1));
         assert_eq!(order[2], (0, 1, 0));
@@ -506,7 +615,10 @@ mod tests {
 
     #[test]
     fn suggestions_catch_small_typos() {
-        assert_eq!(suggest("lamda", &["lambda", "lr", "seed"]), " (did you mean 'lambda'?)");
+        assert_eq!(
+            suggest("lamda", &["lambda", "lr", "seed"]),
+            "; did you mean 'lambda'?"
+        );
         assert_eq!(suggest("zzzzzz", &["lambda", "lr", "seed"]), "");
     }
 }

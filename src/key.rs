@@ -41,7 +41,13 @@ pub fn experiment_hash(data: &DataSettings, train: &TrainSettings) -> String {
 }
 
 /// The key of one job, as 32 hex digits.
-pub fn job_key(data: &DataSettings, train: &TrainSettings, lambda: f64, lr: f64, seed: u64) -> String {
+pub fn job_key(
+    data: &DataSettings,
+    train: &TrainSettings,
+    lambda: f64,
+    lr: f64,
+    seed: u64,
+) -> String {
     let mut h = experiment_bytes(data, train);
     h.update(b"job\0");
     h.update(&lambda.to_bits().to_le_bytes());
@@ -66,9 +72,15 @@ mod tests {
         assert_ne!(base, job_key(&d, &t, 3.0, 0.01, 1));
         assert_ne!(base, job_key(&d, &t, 3.0000000000000004, 0.01, 0));
         assert_ne!(base, job_key(&d, &t, 3.0, 0.03, 0));
-        let d2 = DataSettings { noise_std: 0.02, ..d.clone() };
+        let d2 = DataSettings {
+            noise_std: 0.02,
+            ..d.clone()
+        };
         assert_ne!(base, job_key(&d2, &t, 3.0, 0.01, 0));
-        let t2 = TrainSettings { penalty: Penalty::Optimizer, ..t.clone() };
+        let t2 = TrainSettings {
+            penalty: Penalty::Optimizer,
+            ..t.clone()
+        };
         assert_ne!(base, job_key(&d, &t2, 3.0, 0.01, 0));
         assert_ne!(experiment_hash(&d, &t), experiment_hash(&d2, &t));
         assert_eq!(base.len(), 32);

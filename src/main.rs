@@ -38,13 +38,25 @@ enum Command {
         /// Refuse grids with more jobs than this.
         #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_JOBS)]
         max_jobs: u64,
+        /// Print the expanded grid, the job count and the output folder;
+        /// run nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { spec, out, jobs, quiet, fresh, max_jobs } => {
+        Command::Run {
+            spec,
+            out,
+            jobs,
+            quiet,
+            fresh,
+            max_jobs,
+            dry_run,
+        } => {
             let opts = RunOptions {
                 spec,
                 out,
@@ -53,7 +65,14 @@ fn main() -> ExitCode {
                 fresh,
                 max_jobs,
             };
-            run::run(&opts).map(|report| if report.choice.is_some() { 0 } else { 3 })
+            if dry_run {
+                run::dry_run(&opts).map(|text| {
+                    println!("{text}");
+                    0
+                })
+            } else {
+                run::run(&opts).map(|report| if report.choice.is_some() { 0 } else { 3 })
+            }
         }
     };
     match result {

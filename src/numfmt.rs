@@ -49,9 +49,24 @@ mod tests {
 
     #[test]
     fn shortest_text_round_trips() {
-        for x in [0.3, 0.1 + 0.2, 1.0, 30.0, 1e-3, 3e-7, 1e300, -2.5, 0.0, 123456.789] {
+        for x in [
+            0.3,
+            0.1 + 0.2,
+            1.0,
+            30.0,
+            1e-3,
+            3e-7,
+            1e300,
+            -2.5,
+            0.0,
+            123456.789,
+        ] {
             let text = short(x);
-            assert_eq!(text.parse::<f64>().unwrap().to_bits(), x.to_bits(), "{text}");
+            assert_eq!(
+                text.parse::<f64>().unwrap().to_bits(),
+                x.to_bits(),
+                "{text}"
+            );
         }
         assert_eq!(short(0.3), "0.3");
         assert_eq!(short(1.0), "1");

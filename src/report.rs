@@ -54,13 +54,20 @@ struct Provenance {
 pub fn spec_as_run(spec: &Spec) -> String {
     let seed = match &spec.grid.seeds {
         SeedAxis::List(v) => SeedsAsRun::List(v),
-        SeedAxis::Range { start, count } => SeedsAsRun::Range { start: *start, count: *count },
+        SeedAxis::Range { start, count } => SeedsAsRun::Range {
+            start: *start,
+            count: *count,
+        },
     };
     let doc = SpecAsRun {
         name: &spec.name,
         data: &spec.data,
         train: &spec.train,
-        grid: GridAsRun { lambda: &spec.grid.lambdas, lr: &spec.grid.lrs, seed },
+        grid: GridAsRun {
+            lambda: &spec.grid.lambdas,
+            lr: &spec.grid.lrs,
+            seed,
+        },
         provenance: Provenance {
             tool_version: TOOL_VERSION,
             numerics_version: NUMERICS_VERSION,
@@ -117,7 +124,10 @@ pub fn best_json(choice: Option<&Choice>, complete: bool) -> String {
 pub fn choice_line(choice: Option<&Choice>) -> String {
     match choice {
         Some(c) => {
-            let sem = c.val_loss_sem.map(|s| format!(" ± {}", sig(s, 2))).unwrap_or_default();
+            let sem = c
+                .val_loss_sem
+                .map(|s| format!(" ± {}", sig(s, 2)))
+                .unwrap_or_default();
             format!(
                 "λ = {}, lr = {}: val_loss {}{sem} (mean ± SEM over {} seeds)",
                 short(c.lambda),
@@ -133,7 +143,12 @@ pub fn choice_line(choice: Option<&Choice>) -> String {
 }
 
 /// `summary.md`: the full table, the choice and whether the run is complete.
-pub fn summary_markdown(name: &str, cells: &[Cell], choice: Option<&Choice>, complete: bool) -> String {
+pub fn summary_markdown(
+    name: &str,
+    cells: &[Cell],
+    choice: Option<&Choice>,
+    complete: bool,
+) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Sweep `{name}`\n");
     if !complete {
@@ -176,8 +191,7 @@ pub fn terminal_table(cells: &[Cell], choice: Option<&Choice>) -> String {
         });
         rows.truncate(MAX_ROWS);
     }
-    let is_choice =
-        |c: &Cell| choice.is_some_and(|ch| ch.lambda == c.lambda && ch.lr == c.lr);
+    let is_choice = |c: &Cell| choice.is_some_and(|ch| ch.lambda == c.lambda && ch.lr == c.lr);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -190,8 +204,17 @@ pub fn terminal_table(cells: &[Cell], choice: Option<&Choice>) -> String {
             (Some(m), None) => sig(m, 4),
             (None, _) => "—".to_string(),
         };
-        let l2 = c.l2_penalty_mean.map(|x| sig(x, 3)).unwrap_or_else(|| "—".into());
-        let mark = if is_choice(c) { " ← chosen" } else if c.n_diverged > 0 { " (diverged)" } else { "" };
+        let l2 = c
+            .l2_penalty_mean
+            .map(|x| sig(x, 3))
+            .unwrap_or_else(|| "—".into());
+        let mark = if is_choice(c) {
+            " ← chosen"
+        } else if c.n_diverged > 0 {
+            " (diverged)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
             "  {:>8}  {:>7}  {:>7}  {:>22}  {:>10}{mark}",
@@ -203,7 +226,10 @@ pub fn terminal_table(cells: &[Cell], choice: Option<&Choice>) -> String {
         );
     }
     if hidden > 0 {
-        let _ = writeln!(out, "  … {hidden} more rows (the best {MAX_ROWS} are shown) in summary.md");
+        let _ = writeln!(
+            out,
+            "  … {hidden} more rows (the best {MAX_ROWS} are shown) in summary.md"
+        );
     }
     out
 }

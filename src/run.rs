@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use crate::key::experiment_hash;
 use crate::plot;
 use crate::report;
-use crate::spec::{Spec, SpecError};
+use crate::spec::Spec;
 use crate::store;
 use crate::summary::{self, Choice};
 use crate::sweep::{self, Progress};
@@ -25,8 +25,7 @@ use crate::sweep::{self, Progress};
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The default refusal threshold for a grid's job count.
-pub const DEFAULT_MAX_JOBS: u64 = 10_000_000;
+pub use crate::spec::DEFAULT_MAX_JOBS;
 
 /// The files a run writes, which `--fresh` may remove.
 pub const OUTPUT_FILES: [&str; 9] = [
@@ -61,63 +60,63 @@ pub struct RunReport {
     pub diverged: u64,
 }
 
-/// Reads and checks a spec, including the size of its grid.
-pub fn load_spec(path: &Path, max_jobs: u64) -> Result<Spec> {
-    let spec = Spec::from_file(path)?;
-    let file = path.display();
-    let (nl, nr, ns) = (spec.grid.lambdas.len(), spec.grid.lrs.len(), spec.grid.seeds.len());
-    match spec.grid.checked_len() {
-        Some(n) if n <= max_jobs => Ok(spec),
-        Some(n) => Err(SpecError(format!(
-            "{file}: the grid has {n} jobs ({nl} λ × {nr} lr × {ns} seeds), more than the limit \
-             of {max_jobs}; shrink an axis, or pass --max-jobs {n} if you mean it"
-        ))
-        .into()),
-        None => Err(SpecError(format!(
-            "{file}: the grid's job count ({nl} λ × {nr} lr × {ns} seeds) does not fit in 64 \
-             bits; shrink an axis"
-        ))
-        .into()),
-    }
-}
-
 /// Where a spec's results go by default: `results/NAME`.
 pub fn default_out(spec: &Spec) -> PathBuf {
     Path::new("results").join(&spec.name)
+}
+
+/// What an output folder holds, as far as this experiment is concerned.
+enum Folder {
+    /// Absent, or without a `spec.toml`.
+    Unclaimed,
+    /// Results of this experiment.
+    Same,
+    /// Results of another experiment: why it differs.
+    Different(String),
+}
+
+fn inspect_folder(out: &Path, spec: &Spec) -> Result<Folder> {
+    let existing = out.join("spec.toml");
+    if !existing.exists() {
+        return Ok(Folder::Unclaimed);
+    }
+    let text = fs::read_to_string(&existing)
+        .with_context(|| format!("cannot read {}", existing.display()))?;
+    let theirs = toml::from_str::<toml::Table>(&text).ok();
+    let theirs_hash = theirs.as_ref().and_then(|t| {
+        t.get("provenance")?
+            .get("experiment")?
+            .as_str()
+            .map(str::to_string)
+    });
+    if theirs_hash == Some(experiment_hash(&spec.data, &spec.train)) {
+        return Ok(Folder::Same);
+    }
+    Ok(Folder::Different(match theirs {
+        Some(t) => describe_difference(&t, spec),
+        None => "its spec.toml cannot be read".into(),
+    }))
 }
 
 /// Makes `out` ready for this experiment. A folder that holds another
 /// experiment's results is refused unless `fresh`, which removes only the
 /// files wdsweep writes.
 fn claim_folder(out: &Path, spec: &Spec, fresh: bool) -> Result<()> {
-    let existing = out.join("spec.toml");
     if fresh {
         for name in OUTPUT_FILES {
             let path = out.join(name);
             if path.exists() {
-                fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+                fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
             }
         }
-    } else if existing.exists() {
-        let text = fs::read_to_string(&existing)
-            .with_context(|| format!("cannot read {}", existing.display()))?;
-        let theirs = toml::from_str::<toml::Table>(&text).ok();
-        let theirs_hash = theirs
-            .as_ref()
-            .and_then(|t| t.get("provenance")?.get("experiment")?.as_str().map(str::to_string));
-        let ours = experiment_hash(&spec.data, &spec.train);
-        if theirs_hash.as_deref() != Some(ours.as_str()) {
-            let what = theirs
-                .as_ref()
-                .map(|t| describe_difference(t, spec))
-                .unwrap_or_else(|| "its spec.toml cannot be read".into());
-            return Err(UsageError(format!(
-                "{} holds results of a different experiment ({what}); pass --fresh to replace \
-                 them, or --out DIR to write elsewhere",
-                out.display()
-            ))
-            .into());
-        }
+    } else if let Folder::Different(what) = inspect_folder(out, spec)? {
+        return Err(UsageError(format!(
+            "{} holds results of a different experiment ({what}); pass --fresh to replace \
+             them, or --out DIR to write elsewhere",
+            out.display()
+        ))
+        .into());
     }
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     Ok(())
@@ -130,12 +129,18 @@ fn describe_difference(theirs: &toml::Table, spec: &Spec) -> String {
     let mut diffs = Vec::new();
     for section in ["data", "train"] {
         let (a, b) = (ours.get(section), theirs.get(section));
-        let keys = a.and_then(|v| v.as_table()).map(|t| t.keys().cloned().collect::<Vec<_>>());
+        let keys = a
+            .and_then(|v| v.as_table())
+            .map(|t| t.keys().cloned().collect::<Vec<_>>());
         for key in keys.unwrap_or_default() {
             let (x, y) = (a.and_then(|t| t.get(&key)), b.and_then(|t| t.get(&key)));
             if x != y {
                 let show = |v: Option<&toml::Value>| v.map_or("absent".into(), |v| v.to_string());
-                diffs.push(format!("[{section}] {key} is {} here, {} there", show(x), show(y)));
+                diffs.push(format!(
+                    "[{section}] {key} is {} here, {} there",
+                    show(x),
+                    show(y)
+                ));
             }
         }
     }
@@ -146,10 +151,66 @@ fn describe_difference(theirs: &toml::Table, spec: &Spec) -> String {
     }
 }
 
+/// `--dry-run`: what a run would do — the expanded axes, the job count and
+/// the output folder — without running or writing anything.
+pub fn dry_run(opts: &RunOptions) -> Result<String> {
+    let spec = Spec::from_file(&opts.spec, opts.max_jobs)?;
+    let out = opts.out.clone().unwrap_or_else(|| default_out(&spec));
+    let list = |values: Vec<String>| {
+        if values.len() <= 24 {
+            values.join(", ")
+        } else {
+            let (head, tail) = (&values[..12], &values[values.len() - 3..]);
+            format!(
+                "{}, … ({} more) …, {}",
+                head.join(", "),
+                values.len() - 15,
+                tail.join(", ")
+            )
+        }
+    };
+    let floats = |v: &[f64]| list(v.iter().map(|&x| crate::numfmt::short(x)).collect());
+    let seeds = match &spec.grid.seeds {
+        crate::grid::SeedAxis::Range { start, count } => {
+            format!("{start} to {}", start + (count - 1))
+        }
+        crate::grid::SeedAxis::List(v) => list(v.iter().map(u64::to_string).collect()),
+    };
+    let folder = match inspect_folder(&out, &spec)? {
+        Folder::Unclaimed if out.exists() => "exists, holds no wdsweep results".to_string(),
+        Folder::Unclaimed => "new".to_string(),
+        Folder::Same => "holds this experiment's results, which a run rewrites".to_string(),
+        Folder::Different(what) => {
+            format!("holds a DIFFERENT experiment ({what}); a run refuses without --fresh")
+        }
+    };
+    let g = &spec.grid;
+    Ok(format!(
+        "spec:    {} (name \"{}\", penalty = \"{}\")\n\
+         lambda:  {} values: {}\n\
+         lr:      {} values: {}\n\
+         seed:    {} values: {}\n\
+         jobs:    {}\n\
+         output:  {} ({folder})\n\
+         nothing was run (--dry-run)",
+        opts.spec.display(),
+        spec.name,
+        spec.train.penalty,
+        g.lambdas.len(),
+        floats(&g.lambdas),
+        g.lrs.len(),
+        floats(&g.lrs),
+        g.seeds.len(),
+        seeds,
+        g.len(),
+        out.display(),
+    ))
+}
+
 /// Runs a sweep end to end and writes its folder.
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let started = Instant::now();
-    let spec = load_spec(&opts.spec, opts.max_jobs)?;
+    let spec = Spec::from_file(&opts.spec, opts.max_jobs)?;
     let out = opts.out.clone().unwrap_or_else(|| default_out(&spec));
     claim_folder(&out, &spec, opts.fresh)?;
     store::write_text(&out.join("spec.toml"), &report::spec_as_run(&spec))?;
@@ -193,8 +254,19 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         &out.join("summary.md"),
         &report::summary_markdown(&spec.name, &cells, choice.as_ref(), complete),
     )?;
-    store::write_text(&out.join("best.json"), &report::best_json(choice.as_ref(), complete))?;
-    draw(&out, &spec, &cells, choice.as_ref(), &jobs, &curves, !complete)?;
+    store::write_text(
+        &out.join("best.json"),
+        &report::best_json(choice.as_ref(), complete),
+    )?;
+    draw(
+        &out,
+        &spec,
+        &cells,
+        choice.as_ref(),
+        &jobs,
+        &curves,
+        !complete,
+    )?;
 
     let diverged: u64 = cells.iter().map(|c| c.n_diverged).sum();
     if !opts.quiet {
@@ -211,7 +283,12 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             total as f64 / train_secs.max(1e-9)
         );
     }
-    Ok(RunReport { out, choice, jobs: total, diverged })
+    Ok(RunReport {
+        out,
+        choice,
+        jobs: total,
+        diverged,
+    })
 }
 
 /// Renders both figures.
@@ -236,7 +313,10 @@ fn draw(
         })
         .collect();
     let seeds = spec.grid.seeds.len();
-    let marked = choice.map(|c| plot::Choice { lambda: c.lambda, lr: c.lr });
+    let marked = choice.map(|c| plot::Choice {
+        lambda: c.lambda,
+        lr: c.lr,
+    });
     plot::val_loss_vs_lambda(
         &out.join("val_loss_vs_lambda.png"),
         &points,
@@ -246,7 +326,12 @@ fn draw(
     )?;
 
     // The book's figure: the smallest λ of the grid against the chosen one.
-    let smallest = spec.grid.lambdas.iter().copied().fold(f64::INFINITY, f64::min);
+    let smallest = spec
+        .grid
+        .lambdas
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
     let lr = choice.map_or(spec.grid.lrs[0], |c| c.lr);
     let mut lambdas = vec![smallest];
     if let Some(c) = choice.filter(|c| c.lambda != smallest) {
@@ -261,7 +346,11 @@ fn draw(
         .map(|&l| {
             let rows = (0..means.height()).filter(|&i| lam.get(i) == Some(l));
             let (t, v): (Vec<_>, Vec<_>) = rows.map(|i| (train.get(i), val.get(i))).unzip();
-            plot::Curve { lambda: l, train: t, val: v }
+            plot::Curve {
+                lambda: l,
+                train: t,
+                val: v,
+            }
         })
         .collect();
     plot::loss_curves(

@@ -157,7 +157,9 @@ impl<'de> Deserialize<'de> for Finite {
         if x.is_finite() {
             Ok(Finite(x))
         } else {
-            Err(de::Error::custom(format!("{x} is not a usable number; write a finite value")))
+            Err(de::Error::custom(format!(
+                "{x} is not a usable number; write a finite value"
+            )))
         }
     }
 }
@@ -176,7 +178,9 @@ impl<'de> Deserialize<'de> for Count {
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
                 u64::try_from(v).map(Count).map_err(|_| {
-                    E::custom(format!("{v} is negative; expected a whole number of at least 0"))
+                    E::custom(format!(
+                        "{v} is negative; expected a whole number of at least 0"
+                    ))
                 })
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
@@ -229,8 +233,8 @@ impl<'de> Visitor<'de> for FloatAxisVisitor {
                 "zero" => zero = Some(map.next_value()?),
                 other => {
                     return Err(de::Error::custom(format!(
-                        "unknown key '{other}' in a range{}; a range takes log or linear, \
-                         num or step, and zero",
+                        "unknown key '{other}' in a range{} (a range takes log or linear, \
+                         num or step, and zero)",
                         grid::suggest(other, &["log", "linear", "num", "step", "zero"])
                     )));
                 }
@@ -248,20 +252,33 @@ impl<'de> Visitor<'de> for FloatAxisVisitor {
                 let num = num.ok_or_else(|| {
                     de::Error::custom("a log range needs num = N (the number of points)")
                 })?;
-                Ok(FloatAxis::Log { start: a.0, end: b.0, num: num.0, zero })
+                Ok(FloatAxis::Log {
+                    start: a.0,
+                    end: b.0,
+                    num: num.0,
+                    zero,
+                })
             }
             (None, Some([a, b])) => match (num, step) {
-                (Some(n), None) => Ok(FloatAxis::LinearNum { start: a.0, end: b.0, num: n.0, zero }),
-                (None, Some(s)) => {
-                    Ok(FloatAxis::LinearStep { start: a.0, end: b.0, step: s.0, zero })
-                }
+                (Some(n), None) => Ok(FloatAxis::LinearNum {
+                    start: a.0,
+                    end: b.0,
+                    num: n.0,
+                    zero,
+                }),
+                (None, Some(s)) => Ok(FloatAxis::LinearStep {
+                    start: a.0,
+                    end: b.0,
+                    step: s.0,
+                    zero,
+                }),
                 _ => Err(de::Error::custom(
                     "a linear range needs exactly one of num = N or step = S",
                 )),
             },
-            (Some(_), Some(_)) => {
-                Err(de::Error::custom("a range is either log = [..] or linear = [..], not both"))
-            }
+            (Some(_), Some(_)) => Err(de::Error::custom(
+                "a range is either log = [..] or linear = [..], not both",
+            )),
             (None, None) => Err(de::Error::custom(format!("expected {FLOAT_AXIS_FORMS}"))),
         }
     }
@@ -279,7 +296,9 @@ impl<'de> Visitor<'de> for SeedAxisVisitor {
     type Value = SeedAxis;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of whole numbers ([0, 1, 2]), { count = 50 } or { start = 100, count = 50 }")
+        f.write_str(
+            "a list of whole numbers ([0, 1, 2]), { count = 50 } or { start = 100, count = 50 }",
+        )
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SeedAxis, A::Error> {
@@ -299,16 +318,89 @@ impl<'de> Visitor<'de> for SeedAxisVisitor {
                 "count" => count = Some(map.next_value::<Count>()?.0),
                 other => {
                     return Err(de::Error::custom(format!(
-                        "unknown key '{other}' in the seed axis{}; it takes count and start",
+                        "unknown key '{other}' in the seed axis{} (it takes count and start)",
                         grid::suggest(other, &["count", "start"])
                     )));
                 }
             }
         }
-        let count = count
-            .ok_or_else(|| de::Error::custom("the seed axis needs count = N (seeds start to start + N - 1)"))?;
-        Ok(SeedAxis::Range { start: start.unwrap_or(0), count })
+        let count = count.ok_or_else(|| {
+            de::Error::custom("the seed axis needs count = N (seeds start to start + N - 1)")
+        })?;
+        Ok(SeedAxis::Range {
+            start: start.unwrap_or(0),
+            count,
+        })
     }
+}
+
+/// The place of a TOML error and its message, rewritten for people: an
+/// unknown key names its table and the nearest valid key, and a wrong value
+/// names the key it was given for.
+fn describe_toml_error(text: &str, file: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return format!("{file}: {message}");
+    };
+    let (line, col) = line_col(text, span.start);
+    let (table, key) = key_at(text, span.start);
+    let place = format!("{file}:{line}:{col}");
+
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (unknown, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let known: Vec<&str> = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|k| *k != "provenance")
+            .collect();
+        let table = match table.as_deref() {
+            Some(t) => format!("[{t}]"),
+            None => "the top level".to_string(),
+        };
+        return format!(
+            "{place}: unknown key '{unknown}' in {table}{} (the keys there are {})",
+            grid::suggest(unknown, &known),
+            known.join(", ")
+        );
+    }
+    match (table, key) {
+        (Some(t), Some(k)) => format!("{place}: [{t}] {k}: {message}"),
+        (None, Some(k)) => format!("{place}: {k}: {message}"),
+        _ => format!("{place}: {message}"),
+    }
+}
+
+/// The table (`grid`) and key (`lambda`) of the line holding byte `offset`,
+/// as far as a line-by-line reading can tell; good enough for messages.
+fn key_at(text: &str, offset: usize) -> (Option<String>, Option<String>) {
+    let mut table = None;
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let end = start + line.len();
+        let trimmed = line.trim();
+        let header = trimmed.strip_prefix('[').and_then(|h| h.split(']').next());
+        if offset < end || end == text.len() {
+            // On a header line the key is the table's own name, and it
+            // belongs to its parent table.
+            let (table, key) = match header {
+                Some(h) => match h.trim().rsplit_once('.') {
+                    Some((parent, last)) => (Some(parent.to_string()), Some(last.to_string())),
+                    None => (None, Some(h.trim().to_string())),
+                },
+                None => (
+                    table,
+                    trimmed.split_once('=').map(|(k, _)| k.trim().to_string()),
+                ),
+            };
+            return (table, key.filter(|k| !k.is_empty()));
+        }
+        if let Some(h) = header {
+            table = Some(h.trim().to_string());
+        }
+        start = end;
+    }
+    (table, None)
 }
 
 /// Line and column (both from 1) of a byte offset in `text`.
@@ -319,37 +411,57 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-fn check_usize(file: &str, key: &str, value: Option<Count>, default: usize) -> Result<usize, SpecError> {
-    let Some(Count(v)) = value else { return Ok(default) };
+fn check_usize(
+    file: &str,
+    key: &str,
+    value: Option<Count>,
+    default: usize,
+) -> Result<usize, SpecError> {
+    let Some(Count(v)) = value else {
+        return Ok(default);
+    };
     match usize::try_from(v) {
         Ok(v) if v > 0 => Ok(v),
-        Ok(_) => Err(SpecError(format!("{file}: {key} = 0; it must be at least 1"))),
-        Err(_) => Err(SpecError(format!("{file}: {key} = {v} is too large for this machine"))),
+        Ok(_) => Err(SpecError(format!(
+            "{file}: {key} = 0; it must be at least 1"
+        ))),
+        Err(_) => Err(SpecError(format!(
+            "{file}: {key} = {v} is too large for this machine"
+        ))),
     }
 }
 
 impl Spec {
-    /// Reads and checks a spec file. The default `name` is the file's stem.
-    pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
+    /// Reads and checks a spec file, refusing grids of more than `max_jobs`
+    /// jobs. The default `name` is the file's stem.
+    pub fn from_file(path: &Path, max_jobs: u64) -> Result<Spec, SpecError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| SpecError(format!("cannot read the spec {file}: {e}")))?;
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep").to_string();
-        Spec::from_toml(&text, &file, &stem)
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("sweep")
+            .to_string();
+        Spec::parse(&text, &file, &stem, max_jobs)
     }
 
-    /// Checks a spec given as text; `file` is only used in messages.
+    /// [`Spec::parse`] with the default job limit.
     pub fn from_toml(text: &str, file: &str, default_name: &str) -> Result<Spec, SpecError> {
-        let raw: RawSpec = toml::from_str(text).map_err(|e| {
-            let place = match e.span() {
-                Some(span) => {
-                    let (line, col) = line_col(text, span.start);
-                    format!("{file}:{line}:{col}")
-                }
-                None => file.to_string(),
-            };
-            SpecError(format!("{place}: {}", e.message().trim_end()))
-        })?;
+        Spec::parse(text, file, default_name, DEFAULT_MAX_JOBS)
+    }
+
+    /// Checks a spec given as text; `file` is only used in messages. The
+    /// grid's size is computed, overflow-checked and held to `max_jobs`
+    /// before any axis is expanded.
+    pub fn parse(
+        text: &str,
+        file: &str,
+        default_name: &str,
+        max_jobs: u64,
+    ) -> Result<Spec, SpecError> {
+        let raw: RawSpec =
+            toml::from_str(text).map_err(|e| SpecError(describe_toml_error(text, file, &e)))?;
 
         let name = raw.name.unwrap_or_else(|| default_name.to_string());
         check_name(file, &name)?;
@@ -375,7 +487,12 @@ impl Spec {
         let t = raw.train;
         let train = TrainSettings {
             epochs: check_usize(file, "[train] epochs", t.epochs, defaults.epochs)?,
-            batch_size: check_usize(file, "[train] batch_size", t.batch_size, defaults.batch_size)?,
+            batch_size: check_usize(
+                file,
+                "[train] batch_size",
+                t.batch_size,
+                defaults.batch_size,
+            )?,
             init_std: t.init_std.map_or(defaults.init_std, |x| x.0),
             penalty: t.penalty.unwrap_or(defaults.penalty),
             diverge_above: t.diverge_above.map_or(defaults.diverge_above, |x| x.0),
@@ -405,6 +522,7 @@ impl Spec {
         let lambda = g.lambda.unwrap_or(FloatAxis::List(vec![0.0]));
         let lr = g.lr.unwrap_or(FloatAxis::List(vec![0.01]));
         let seed = g.seed.unwrap_or(SeedAxis::Range { start: 0, count: 1 });
+        check_size(file, &lambda, &lr, &seed, max_jobs)?;
         let grid = Grid::new(
             grid::expand_float(&lambda, "[grid] lambda", grid::Bound::NonNegative)
                 .map_err(|m| SpecError(format!("{file}: {m}")))?,
@@ -414,7 +532,40 @@ impl Spec {
         )
         .map_err(|m| SpecError(format!("{file}: {m}")))?;
 
-        Ok(Spec { name, data, train, grid })
+        Ok(Spec {
+            name,
+            data,
+            train,
+            grid,
+        })
+    }
+}
+
+/// The default refusal threshold for a grid's job count (`--max-jobs`).
+pub const DEFAULT_MAX_JOBS: u64 = 10_000_000;
+
+fn check_size(
+    file: &str,
+    lambda: &FloatAxis,
+    lr: &FloatAxis,
+    seed: &SeedAxis,
+    max_jobs: u64,
+) -> Result<(), SpecError> {
+    let (nl, nr, ns) = (
+        grid::float_axis_len(lambda),
+        grid::float_axis_len(lr),
+        seed.len(),
+    );
+    let axes = format!("{nl} λ × {nr} lr × {ns} seeds");
+    match nl.checked_mul(nr).and_then(|n| n.checked_mul(ns)) {
+        Some(n) if n <= max_jobs => Ok(()),
+        Some(n) => Err(SpecError(format!(
+            "{file}: the grid has {n} jobs ({axes}), more than the limit of {max_jobs}; \
+             shrink an axis, or pass --max-jobs {n} if you mean it"
+        ))),
+        None => Err(SpecError(format!(
+            "{file}: the grid's job count ({axes}) does not fit in 64 bits; shrink an axis"
+        ))),
     }
 }
 
@@ -500,7 +651,10 @@ mod tests {
     #[test]
     fn batch_larger_than_training_set_is_refused() {
         let err = parse("[train]\nbatch_size = 21\n").unwrap_err().to_string();
-        assert!(err.contains("batch_size = 21") && err.contains("1 to 20"), "{err}");
+        assert!(
+            err.contains("batch_size = 21") && err.contains("1 to 20"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -512,7 +666,9 @@ mod tests {
     #[test]
     fn a_path_as_name_is_refused() {
         for name in ["../x", "a/b", ""] {
-            let err = parse(&format!("name = {name:?}\n")).unwrap_err().to_string();
+            let err = parse(&format!("name = {name:?}\n"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("plain folder name"), "{err}");
         }
     }

@@ -16,17 +16,30 @@ use polars_io::prelude::{CsvWriter, ParquetReader, ParquetWriter, SerReader, Ser
 use crate::sweep::JobResult;
 
 /// The columns of `jobs.parquet` and `jobs.csv`, in order.
-pub const JOB_COLUMNS: [&str; 9] =
-    ["job", "key", "lambda", "lr", "seed", "status", "train_loss", "val_loss", "l2_penalty"];
+pub const JOB_COLUMNS: [&str; 9] = [
+    "job",
+    "key",
+    "lambda",
+    "lr",
+    "seed",
+    "status",
+    "train_loss",
+    "val_loss",
+    "l2_penalty",
+];
 
 /// Writes `path` atomically: `fill` writes the content to a temporary file
 /// beside it, which is synced and renamed over `path`.
-pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut BufWriter<&File>) -> Result<()>) -> Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
+) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
     let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| -> Result<()> {
-        let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let file =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         {
             let mut w = BufWriter::new(&file);
             fill(&mut w)?;
@@ -53,14 +66,26 @@ pub fn jobs_frame(results: &[JobResult]) -> Result<DataFrame> {
         Column::new(name.into(), results.iter().map(f).collect::<Vec<_>>())
     };
     let df = DataFrame::new_infer_height(vec![
-        Column::new("job".into(), results.iter().map(|r| r.index.job).collect::<Vec<u64>>()),
-        Column::new("key".into(), results.iter().map(|r| r.key.as_str()).collect::<Vec<_>>()),
+        Column::new(
+            "job".into(),
+            results.iter().map(|r| r.index.job).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "key".into(),
+            results.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        ),
         col_f64("lambda", &|r| Some(r.lambda)),
         col_f64("lr", &|r| Some(r.lr)),
-        Column::new("seed".into(), results.iter().map(|r| r.seed).collect::<Vec<u64>>()),
+        Column::new(
+            "seed".into(),
+            results.iter().map(|r| r.seed).collect::<Vec<u64>>(),
+        ),
         Column::new(
             "status".into(),
-            results.iter().map(|r| r.outcome.status.as_str()).collect::<Vec<_>>(),
+            results
+                .iter()
+                .map(|r| r.outcome.status.as_str())
+                .collect::<Vec<_>>(),
         ),
         col_f64("train_loss", &|r| r.outcome.train_loss),
         col_f64("val_loss", &|r| r.outcome.val_loss),
@@ -108,5 +133,7 @@ pub fn write_csv(path: &Path, df: &mut DataFrame) -> Result<()> {
 
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    ParquetReader::new(file).finish().with_context(|| format!("cannot read {}", path.display()))
+    ParquetReader::new(file)
+        .finish()
+        .with_context(|| format!("cannot read {}", path.display()))
 }

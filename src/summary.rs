@@ -68,7 +68,10 @@ pub fn summarize(jobs: &DataFrame) -> Result<DataFrame> {
             mean_ok("l2_penalty"),
         ])
         .with_column(
-            when(enough()).then(col("val_loss_std")).otherwise(lit(NULL)).alias("val_loss_std"),
+            when(enough())
+                .then(col("val_loss_std"))
+                .otherwise(lit(NULL))
+                .alias("val_loss_std"),
         )
         .with_column(
             when(enough())
@@ -119,7 +122,9 @@ pub fn choose(cells: &[Cell]) -> Option<Choice> {
         .filter(|c| c.n_diverged == 0)
         .filter_map(|c| c.val_loss_mean.map(|m| (m, c)))
         .min_by(|(ma, a), (mb, b)| {
-            ma.total_cmp(mb).then(b.lambda.total_cmp(&a.lambda)).then(a.lr.total_cmp(&b.lr))
+            ma.total_cmp(mb)
+                .then(b.lambda.total_cmp(&a.lambda))
+                .then(a.lr.total_cmp(&b.lr))
         })
         .map(|(m, c)| Choice {
             lambda: c.lambda,
@@ -132,8 +137,15 @@ pub fn choose(cells: &[Cell]) -> Option<Choice> {
 
 /// Mean training and validation loss per epoch over the ok jobs of one lr
 /// and the given λ's: columns lambda, epoch, train_loss, val_loss, sorted.
-pub fn mean_curves(jobs: &DataFrame, curves: &DataFrame, lr: f64, lambdas: &[f64]) -> Result<DataFrame> {
-    let wanted = lambdas.iter().fold(lit(false), |any, &l| any.or(col("lambda").eq(lit(l))));
+pub fn mean_curves(
+    jobs: &DataFrame,
+    curves: &DataFrame,
+    lr: f64,
+    lambdas: &[f64],
+) -> Result<DataFrame> {
+    let wanted = lambdas
+        .iter()
+        .fold(lit(false), |any, &l| any.or(col("lambda").eq(lit(l))));
     let chosen = jobs
         .clone()
         .lazy()
@@ -147,7 +159,12 @@ pub fn mean_curves(jobs: &DataFrame, curves: &DataFrame, lr: f64, lambdas: &[f64
     let df = curves
         .clone()
         .lazy()
-        .join(chosen, [col("job")], [col("job")], JoinArgs::new(JoinType::Inner))
+        .join(
+            chosen,
+            [col("job")],
+            [col("job")],
+            JoinArgs::new(JoinType::Inner),
+        )
         .group_by([col("lambda"), col("epoch")])
         .agg([col("train_loss").mean(), col("val_loss").mean()])
         .sort(["lambda", "epoch"], SortMultipleOptions::default())
@@ -188,7 +205,10 @@ mod tests {
 
     #[test]
     fn a_cell_with_a_diverged_job_is_never_chosen() {
-        let cells = [cell(0.0, 0.01, Some(0.02), 0), cell(1.0, 10.0, Some(0.001), 1)];
+        let cells = [
+            cell(0.0, 0.01, Some(0.02), 0),
+            cell(1.0, 10.0, Some(0.001), 1),
+        ];
         assert_eq!(choose(&cells).unwrap().lambda, 0.0);
         assert_eq!(choose(&[cell(1.0, 10.0, None, 3)]), None);
     }
@@ -215,7 +235,10 @@ mod tests {
 
     #[test]
     fn diverged_jobs_are_counted_and_left_out() {
-        let frame = jobs(&["ok", "diverged", "ok", "ok"], &[Some(1.0), None, Some(2.0), Some(3.0)]);
+        let frame = jobs(
+            &["ok", "diverged", "ok", "ok"],
+            &[Some(1.0), None, Some(2.0), Some(3.0)],
+        );
         let c = &cells(&summarize(&frame).unwrap()).unwrap()[0];
         assert_eq!((c.n, c.n_ok, c.n_diverged), (4, 3, 1));
         assert_eq!(c.val_loss_mean, Some(2.0));

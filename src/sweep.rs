@@ -40,7 +40,11 @@ pub struct Progress {
 enum Mode {
     Quiet,
     Bar(ProgressBar),
-    Lines { done: AtomicU64, start: Instant, lock: Mutex<()> },
+    Lines {
+        done: AtomicU64,
+        start: Instant,
+        lock: Mutex<()>,
+    },
 }
 
 impl Progress {
@@ -58,7 +62,11 @@ impl Progress {
             );
             Mode::Bar(bar)
         } else {
-            Mode::Lines { done: AtomicU64::new(0), start: Instant::now(), lock: Mutex::new(()) }
+            Mode::Lines {
+                done: AtomicU64::new(0),
+                start: Instant::now(),
+                lock: Mutex::new(()),
+            }
         };
         Progress { total, mode }
     }
@@ -113,7 +121,12 @@ pub fn run_all(spec: &Spec, progress: &Progress) -> Vec<JobResult> {
                     let fit = train::fit(&dataset, &spec.train, lambda, lr, init.view(), seed);
                     progress.inc();
                     JobResult {
-                        index: JobIndex { job: grid.job(li, ri, si), lambda: li, lr: ri, seed: si },
+                        index: JobIndex {
+                            job: grid.job(li, ri, si),
+                            lambda: li,
+                            lr: ri,
+                            seed: si,
+                        },
                         key: job_key(&spec.data, &spec.train, lambda, lr, seed),
                         lambda,
                         lr,

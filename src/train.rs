@@ -83,6 +83,42 @@ pub fn l2_penalty(w: ArrayView1<f64>) -> f64 {
     0.5 * w.dot(&w)
 }
 
+/// The minibatch order of a seed: a fresh permutation of the training rows
+/// every epoch, drawn from the seed's shuffle stream alone, so every λ and
+/// lr of a seed visits the rows in the same order.
+pub struct Shuffler {
+    rng: rand_chacha::ChaCha8Rng,
+}
+
+impl Shuffler {
+    pub fn new(seed: u64) -> Shuffler {
+        Shuffler {
+            rng: data::rng(seed, Stream::Shuffle),
+        }
+    }
+
+    /// Fills `order` with the next epoch's permutation of `0..order.len()`.
+    pub fn next_epoch(&mut self, order: &mut [usize]) {
+        for (i, slot) in order.iter_mut().enumerate() {
+            *slot = i;
+        }
+        order.shuffle(&mut self.rng);
+    }
+}
+
+/// The row orders of the first `epochs` epochs of a seed (for inspection;
+/// training draws them one epoch at a time).
+pub fn epoch_orders(seed: u64, num_train: usize, epochs: usize) -> Vec<Vec<usize>> {
+    let mut shuffler = Shuffler::new(seed);
+    (0..epochs)
+        .map(|_| {
+            let mut order = vec![0; num_train];
+            shuffler.next_epoch(&mut order);
+            order
+        })
+        .collect()
+}
+
 /// Trains one job. `init` are the seed's initial weights; the minibatch
 /// order comes from the seed's shuffle stream.
 pub fn fit(
@@ -97,8 +133,8 @@ pub fn fit(
     let mut w = init.to_owned();
     let mut b = 0.0;
     let mut grad = Array1::<f64>::zeros(w.len());
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut shuffle = data::rng(seed, Stream::Shuffle);
+    let mut order: Vec<usize> = vec![0; n];
+    let mut shuffler = Shuffler::new(seed);
 
     let evaluate = |w: &Array1<f64>, b: f64| {
         (
@@ -110,22 +146,25 @@ pub fn fit(
 
     let (train0, val0) = evaluate(&w, b);
     let mut curve = Vec::with_capacity(settings.epochs + 1);
-    curve.push(EpochLoss { train: finite(train0), val: finite(val0) });
+    curve.push(EpochLoss {
+        train: finite(train0),
+        val: finite(val0),
+    });
     // The bound is relative to the initial loss; a zero initial loss (a
     // perfect start) must not make every later step look divergent.
     let bound = settings.diverge_above * train0.max(f64::MIN_POSITIVE);
-    let mut status = if train0.is_finite() { Status::Ok } else { Status::Diverged };
+    let mut status = if train0.is_finite() {
+        Status::Ok
+    } else {
+        Status::Diverged
+    };
     let mut last = (train0, val0);
 
     for _ in 0..settings.epochs {
         if status == Status::Diverged {
             break;
         }
-        // A fresh permutation of the training rows every epoch.
-        for (i, slot) in order.iter_mut().enumerate() {
-            *slot = i;
-        }
-        order.shuffle(&mut shuffle);
+        shuffler.next_epoch(&mut order);
 
         for batch in order.chunks(settings.batch_size) {
             grad.fill(0.0);
@@ -153,7 +192,10 @@ pub fn fit(
         }
 
         let (train, val) = evaluate(&w, b);
-        curve.push(EpochLoss { train: finite(train), val: finite(val) });
+        curve.push(EpochLoss {
+            train: finite(train),
+            val: finite(val),
+        });
         let weights_finite = l2_penalty(w.view()).is_finite() && b.is_finite();
         if !(train.is_finite() && val.is_finite() && weights_finite) || train > bound {
             status = Status::Diverged;
@@ -194,7 +236,11 @@ mod tests {
 
     fn max_rel_diff(a: &Array1<f64>, b: &Array1<f64>) -> f64 {
         let scale = a.iter().map(|x| x.abs()).fold(0.0, f64::max);
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max) / scale
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+            / scale
     }
 
     #[test]
@@ -202,7 +248,10 @@ mod tests {
         let (data, init) = book(0);
         for lambda in [0.0, 0.1, 3.0] {
             let loss = TrainSettings::default();
-            let opt = TrainSettings { penalty: Penalty::Optimizer, ..loss.clone() };
+            let opt = TrainSettings {
+                penalty: Penalty::Optimizer,
+                ..loss.clone()
+            };
             let a = fit(&data, &loss, lambda, 0.01, init.view(), 0);
             let b = fit(&data, &opt, lambda, 0.01, init.view(), 0);
             let rel = max_rel_diff(&a.w, &b.w);
@@ -219,14 +268,28 @@ mod tests {
     fn the_bias_is_never_decayed() {
         // With zero inputs the weights only decay, and the bias sees only the
         // data: it must reach the mean target whatever λ is.
-        let mut data = synthetic(&DataSettings { num_inputs: 3, ..Default::default() }, 0);
+        let mut data = synthetic(
+            &DataSettings {
+                num_inputs: 3,
+                ..Default::default()
+            },
+            0,
+        );
         data.x_train.fill(0.0);
         let mean_y = data.y_train.mean().unwrap();
-        let settings = TrainSettings { epochs: 2000, batch_size: 20, ..Default::default() };
+        let settings = TrainSettings {
+            epochs: 2000,
+            batch_size: 20,
+            ..Default::default()
+        };
         let init = Array1::from_elem(3, 1.0);
         for lambda in [0.0, 10.0] {
             let fit = fit(&data, &settings, lambda, 0.05, init.view(), 0);
-            assert!((fit.b - mean_y).abs() < 1e-12, "λ = {lambda}: b = {}", fit.b);
+            assert!(
+                (fit.b - mean_y).abs() < 1e-12,
+                "λ = {lambda}: b = {}",
+                fit.b
+            );
         }
         // While the weights shrink by exactly (1 − lr·λ) each step.
         let fit = fit(&data, &settings, 10.0, 0.05, init.view(), 0);
@@ -239,7 +302,10 @@ mod tests {
         let fit = fit(&data, &TrainSettings::default(), 0.0, 10.0, init.view(), 0);
         assert_eq!(fit.outcome.status, Status::Diverged);
         assert_eq!(fit.outcome.val_loss, None);
-        assert!(fit.outcome.curve.len() < 11, "training must stop when it diverges");
+        assert!(
+            fit.outcome.curve.len() < 11,
+            "training must stop when it diverges"
+        );
     }
 
     #[test]
@@ -279,11 +345,20 @@ mod tests {
 
     #[test]
     fn full_batch_descent_reaches_the_ridge_closed_form() {
-        let settings = DataSettings { num_train: 20, num_inputs: 5, noise_std: 0.5, ..Default::default() };
+        let settings = DataSettings {
+            num_train: 20,
+            num_inputs: 5,
+            noise_std: 0.5,
+            ..Default::default()
+        };
         let data = synthetic(&settings, 7);
         let (n, d) = data.x_train.dim();
         let lambda = 0.3;
-        let train = TrainSettings { epochs: 20_000, batch_size: n, ..Default::default() };
+        let train = TrainSettings {
+            epochs: 20_000,
+            batch_size: n,
+            ..Default::default()
+        };
         let init = initial_weights(d, 0.01, 7);
         let fit = fit(&data, &train, lambda, 0.2, init.view(), 7);
 
@@ -295,13 +370,21 @@ mod tests {
         let yc = &data.y_train - y_mean;
         let gram = xc.t().dot(&xc);
         let a: Vec<Vec<f64>> = (0..d)
-            .map(|i| (0..d).map(|j| gram[[i, j]] + if i == j { n as f64 * lambda } else { 0.0 }).collect())
+            .map(|i| {
+                (0..d)
+                    .map(|j| gram[[i, j]] + if i == j { n as f64 * lambda } else { 0.0 })
+                    .collect()
+            })
             .collect();
         let w = Array1::from(solve(a, xc.t().dot(&yc).to_vec()));
         let b = y_mean - x_mean.dot(&w);
 
         let rel = max_rel_diff(&w, &fit.w);
         assert!(rel < 1e-9, "weights differ from ridge by {rel} (relative)");
-        assert!((b - fit.b).abs() < 1e-9 * b.abs(), "bias {} vs ridge {b}", fit.b);
+        assert!(
+            (b - fit.b).abs() < 1e-9 * b.abs(),
+            "bias {} vs ridge {b}",
+            fit.b
+        );
     }
 }
