@@ -1,7 +1,7 @@
 //! The data a job trains and validates on.
 //!
-//! The built-in data set is the book's (DESIGN.md §2): X ~ N(0, 1), y = X·w*
-//! + b* + ε with w* = true_weight·1 and ε ~ N(0, noise_std²). It is a pure
+//! The built-in data set is the book's (DESIGN.md §2): X ~ N(0, 1),
+//! y = X·w* + b* + ε with w* = true_weight·1 and ε ~ N(0, noise_std²). It is a pure
 //! function of the data settings and the seed, generated once per seed and
 //! shared by every job of that seed, so all λ's and lr's of a seed are
 //! compared on the same rows (common random numbers, DESIGN.md §3).

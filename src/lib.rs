@@ -20,3 +20,4 @@ pub mod store;
 pub mod summary;
 pub mod sweep;
 pub mod train;
+pub mod verify;

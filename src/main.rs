@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use wdsweep::run::{self, DEFAULT_MAX_JOBS, RunOptions, UsageError};
 use wdsweep::spec::SpecError;
+use wdsweep::verify::{self, VerifyOptions};
 
 /// Weight-decay (L2) sweeps: train every (λ, lr, seed) of a grid in
 /// parallel and find the λ with the lowest validation loss.
@@ -43,6 +44,24 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Rerun a spec and compare every job, bit for bit, with a results
+    /// folder; exit 1 on any difference. Use it to guard a sweep in CI.
+    Verify {
+        /// The sweep spec (TOML).
+        spec: PathBuf,
+        /// The results folder to compare with (for example results/grid).
+        #[arg(long, value_name = "DIR")]
+        against: PathBuf,
+        /// Check only K jobs, drawn the same way on every run.
+        #[arg(long, value_name = "K")]
+        sample: Option<u64>,
+        /// Worker threads (default: one per core).
+        #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// Refuse grids with more jobs than this.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_JOBS)]
+        max_jobs: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +92,25 @@ fn main() -> ExitCode {
             } else {
                 run::run(&opts).map(|report| if report.choice.is_some() { 0 } else { 3 })
             }
+        }
+        Command::Verify {
+            spec,
+            against,
+            sample,
+            jobs,
+            max_jobs,
+        } => {
+            let opts = VerifyOptions {
+                spec,
+                against,
+                sample,
+                threads: jobs.map(usize::from),
+                max_jobs,
+            };
+            verify::verify(&opts).map(|report| {
+                print!("{}", verify::render(&report, &opts.against));
+                if report.passed() { 0 } else { 1 }
+            })
         }
     };
     match result {

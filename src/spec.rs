@@ -405,7 +405,9 @@ fn key_at(text: &str, offset: usize) -> (Option<String>, Option<String>) {
 
 /// Line and column (both from 1) of a byte offset in `text`.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    // A span always starts on a character boundary; `get` keeps even a
+    // wrong one from panicking.
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)

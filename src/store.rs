@@ -10,8 +10,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use polars::prelude::{Column, DataFrame};
-use polars_io::prelude::{CsvWriter, ParquetReader, ParquetWriter, SerReader, SerWriter};
+use std::sync::Arc;
+
+use polars::prelude::{Column, DataFrame, DataType, Field, Schema};
+use polars_io::prelude::{
+    CsvReadOptions, CsvWriter, ParquetReader, ParquetWriter, SerReader, SerWriter,
+};
 
 use crate::sweep::JobResult;
 
@@ -135,5 +139,27 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     ParquetReader::new(file)
         .finish()
+        .with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Reads a `jobs.csv` with its column types fixed (a key of only digits
+/// must stay text, and a column of empty cells must stay a float column).
+pub fn read_jobs_csv(path: &Path) -> Result<DataFrame> {
+    let schema: Schema = JOB_COLUMNS
+        .iter()
+        .map(|&name| {
+            let dtype = match name {
+                "job" | "seed" => DataType::UInt64,
+                "key" | "status" => DataType::String,
+                _ => DataType::Float64,
+            };
+            Field::new(name.into(), dtype)
+        })
+        .collect();
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_schema(Some(Arc::new(schema)))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
         .with_context(|| format!("cannot read {}", path.display()))
 }

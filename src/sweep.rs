@@ -5,6 +5,7 @@
 //! tasks. Results are collected with order-preserving `collect`s and placed
 //! by job number, so nothing about scheduling reaches the results.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,30 +104,37 @@ impl Progress {
 
 /// Runs every job of the spec's grid and returns the results in job order.
 pub fn run_all(spec: &Spec, progress: &Progress) -> Vec<JobResult> {
-    let grid = &spec.grid;
-    let seeds = grid.seeds.len() as usize;
-    let cells = grid.lambdas.len() * grid.lrs.len();
+    let jobs: Vec<u64> = (0..spec.grid.len()).collect();
+    run_jobs(spec, &jobs, progress)
+}
 
-    let per_seed: Vec<Vec<JobResult>> = (0..seeds)
-        .into_par_iter()
-        .map(|si| {
-            let seed = grid.seeds.get(si);
+/// Runs the given jobs of the spec's grid (each below `grid.len()`) and
+/// returns their results sorted by job number.
+pub fn run_jobs(spec: &Spec, jobs: &[u64], progress: &Progress) -> Vec<JobResult> {
+    let grid = &spec.grid;
+
+    // Group by seed, so that each seed's data set is made once.
+    let mut by_seed: BTreeMap<usize, Vec<JobIndex>> = BTreeMap::new();
+    for &job in jobs {
+        let index = grid.index(job);
+        by_seed.entry(index.seed).or_default().push(index);
+    }
+    let groups: Vec<(usize, Vec<JobIndex>)> = by_seed.into_iter().collect();
+
+    let per_seed: Vec<Vec<JobResult>> = groups
+        .par_iter()
+        .map(|(si, indices)| {
+            let seed = grid.seeds.get(*si);
             let dataset = data::synthetic(&spec.data, seed);
             let init = data::initial_weights(spec.data.num_inputs, spec.train.init_std, seed);
-            (0..cells)
-                .into_par_iter()
-                .map(|cell| {
-                    let (li, ri) = (cell / grid.lrs.len(), cell % grid.lrs.len());
-                    let (lambda, lr) = (grid.lambdas[li], grid.lrs[ri]);
+            indices
+                .par_iter()
+                .map(|&index| {
+                    let (lambda, lr) = (grid.lambdas[index.lambda], grid.lrs[index.lr]);
                     let fit = train::fit(&dataset, &spec.train, lambda, lr, init.view(), seed);
                     progress.inc();
                     JobResult {
-                        index: JobIndex {
-                            job: grid.job(li, ri, si),
-                            lambda: li,
-                            lr: ri,
-                            seed: si,
-                        },
+                        index,
                         key: job_key(&spec.data, &spec.train, lambda, lr, seed),
                         lambda,
                         lr,

@@ -327,10 +327,11 @@ mod tests {
     fn solve(mut a: Vec<Vec<f64>>, mut rhs: Vec<f64>) -> Vec<f64> {
         let n = rhs.len();
         for k in 0..n {
+            let pivot = a[k].clone();
             for i in k + 1..n {
-                let f = a[i][k] / a[k][k];
-                for j in k..n {
-                    a[i][j] -= f * a[k][j];
+                let f = a[i][k] / pivot[k];
+                for (aij, pj) in a[i].iter_mut().zip(&pivot).skip(k) {
+                    *aij -= f * pj;
                 }
                 rhs[i] -= f * rhs[k];
             }

@@ -1,0 +1,343 @@
+//! `wdsweep verify`: rerun a spec (or a sample of its jobs) and compare,
+//! bit for bit, with the results in a folder.
+//!
+//! Jobs are matched by key (DESIGN.md §3), so a folder written by code with
+//! other numerics — whose keys differ — is reported as such rather than as a
+//! pile of numeric differences. Final metrics and, where the folder has
+//! them, the per-epoch curves are compared exactly; every difference is
+//! listed with its size.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ndarray_rand::rand::seq::index;
+use polars::prelude::DataFrame;
+
+use crate::data::{self, Stream};
+use crate::key::NUMERICS_VERSION;
+use crate::numfmt::short;
+use crate::spec::Spec;
+use crate::store;
+use crate::sweep::{self, JobResult, Progress};
+
+/// Options of `wdsweep verify`.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    pub spec: PathBuf,
+    pub against: PathBuf,
+    /// Check only this many jobs, drawn without replacement by a fixed
+    /// stream, so a CI job checks the same sample every time.
+    pub sample: Option<u64>,
+    pub threads: Option<usize>,
+    pub max_jobs: u64,
+}
+
+/// One value that differs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mismatch {
+    pub job: u64,
+    pub lambda: f64,
+    pub lr: f64,
+    pub seed: u64,
+    /// `status`, `train_loss`, … or `val_loss @ epoch 3`.
+    pub column: String,
+    pub expected: String,
+    pub got: String,
+    /// |got − expected|, where both are numbers.
+    pub abs_diff: Option<f64>,
+}
+
+/// What a verification found.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub checked: usize,
+    /// Jobs whose key is not in the folder.
+    pub missing: Vec<JobResult>,
+    pub mismatches: Vec<Mismatch>,
+    /// The numerics version recorded in the folder's spec.toml, if any.
+    pub folder_numerics: Option<i64>,
+}
+
+impl VerifyReport {
+    pub fn passed(&self) -> bool {
+        self.missing.is_empty() && self.mismatches.is_empty()
+    }
+}
+
+/// The job numbers to check: all of them, or `k` drawn by a fixed stream.
+pub fn sample_jobs(total: u64, k: Option<u64>) -> Vec<u64> {
+    match k {
+        Some(k) if k < total => {
+            let mut rng = data::rng(0x5eed, Stream::Shuffle);
+            let mut jobs: Vec<u64> = index::sample(&mut rng, total as usize, k as usize)
+                .into_iter()
+                .map(|j| j as u64)
+                .collect();
+            jobs.sort_unstable();
+            jobs
+        }
+        _ => (0..total).collect(),
+    }
+}
+
+/// Reruns the spec's jobs and compares them with `opts.against`.
+pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
+    let spec = Spec::from_file(&opts.spec, opts.max_jobs)?;
+    let dir = &opts.against;
+    let expected = read_jobs(dir)?;
+    let curves_path = dir.join("curves.parquet");
+    let curves = if curves_path.exists() {
+        Some(store::read_parquet(&curves_path)?)
+    } else {
+        None
+    };
+
+    let jobs = sample_jobs(spec.grid.len(), opts.sample);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.unwrap_or(0))
+        .build()
+        .context("cannot start the worker threads")?;
+    let results = pool.install(|| sweep::run_jobs(&spec, &jobs, &Progress::new(0, true)));
+    let mut report = compare(&expected, curves.as_ref(), &results)?;
+    report.folder_numerics = std::fs::read_to_string(dir.join("spec.toml"))
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+        .and_then(|t| t.get("provenance")?.get("numerics_version")?.as_integer());
+    Ok(report)
+}
+
+/// A folder's jobs table: `jobs.parquet`, or `jobs.csv` where that is all
+/// there is.
+fn read_jobs(dir: &Path) -> Result<DataFrame> {
+    let parquet = dir.join("jobs.parquet");
+    if parquet.exists() {
+        return store::read_parquet(&parquet);
+    }
+    let csv = dir.join("jobs.csv");
+    if csv.exists() {
+        return store::read_jobs_csv(&csv);
+    }
+    Err(crate::run::UsageError(format!(
+        "{} holds no jobs.parquet or jobs.csv; point --against at a results folder",
+        dir.display()
+    ))
+    .into())
+}
+
+fn f64_column(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
+    let ca = df
+        .column(name)
+        .with_context(|| format!("no column {name}"))?
+        .f64()?;
+    Ok((0..ca.len()).map(|i| ca.get(i)).collect())
+}
+
+fn u64_column(df: &DataFrame, name: &str) -> Result<Vec<Option<u64>>> {
+    let column = df
+        .column(name)
+        .with_context(|| format!("no column {name}"))?;
+    let column = column.cast(&polars::prelude::DataType::UInt64)?;
+    let ca = column.u64()?;
+    Ok((0..ca.len()).map(|i| ca.get(i)).collect())
+}
+
+fn str_column(df: &DataFrame, name: &str) -> Result<Vec<String>> {
+    let ca = df
+        .column(name)
+        .with_context(|| format!("no column {name}"))?
+        .str()?;
+    Ok((0..ca.len())
+        .map(|i| ca.get(i).unwrap_or("").to_string())
+        .collect())
+}
+
+/// A stored epoch's (train_loss, val_loss).
+type EpochPair = (Option<f64>, Option<f64>);
+
+/// Compares fresh results with a jobs table (and its curves, if given).
+pub fn compare(
+    expected: &DataFrame,
+    curves: Option<&DataFrame>,
+    results: &[JobResult],
+) -> Result<VerifyReport> {
+    let keys = str_column(expected, "key")?;
+    let jobs = u64_column(expected, "job")?;
+    let status = str_column(expected, "status")?;
+    let metrics: Vec<(&str, Vec<Option<f64>>)> = ["train_loss", "val_loss", "l2_penalty"]
+        .into_iter()
+        .map(|c| f64_column(expected, c).map(|v| (c, v)))
+        .collect::<Result<_>>()?;
+    let row_of: HashMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+
+    // The folder's curves by its own job numbers.
+    let mut curve_of: HashMap<u64, Vec<EpochPair>> = HashMap::new();
+    if let Some(c) = curves {
+        let (job, train, val) = (
+            u64_column(c, "job")?,
+            f64_column(c, "train_loss")?,
+            f64_column(c, "val_loss")?,
+        );
+        for i in 0..c.height() {
+            curve_of
+                .entry(job[i].unwrap_or(u64::MAX))
+                .or_default()
+                .push((train[i], val[i]));
+        }
+    }
+
+    let mut report = VerifyReport::default();
+    for r in results {
+        let Some(&row) = row_of.get(r.key.as_str()) else {
+            report.missing.push(r.clone());
+            continue;
+        };
+        report.checked += 1;
+        let mut differ = |column: String, expected: Option<f64>, got: Option<f64>| {
+            if expected.map(f64::to_bits) != got.map(f64::to_bits) {
+                let abs_diff = expected.zip(got).map(|(e, g)| (g - e).abs());
+                let show = |v: Option<f64>| v.map_or("(empty)".to_string(), short);
+                report.mismatches.push(Mismatch {
+                    job: r.index.job,
+                    lambda: r.lambda,
+                    lr: r.lr,
+                    seed: r.seed,
+                    column,
+                    expected: show(expected),
+                    got: show(got),
+                    abs_diff,
+                });
+            }
+        };
+        let o = &r.outcome;
+        let got = [o.train_loss, o.val_loss, o.l2_penalty];
+        for ((name, values), got) in metrics.iter().zip(got) {
+            differ(name.to_string(), values[row], got);
+        }
+        if curves.is_some() {
+            let theirs = jobs[row]
+                .and_then(|j| curve_of.get(&j))
+                .cloned()
+                .unwrap_or_default();
+            let epochs = theirs.len().max(o.curve.len());
+            for e in 0..epochs {
+                let (t, v) = theirs.get(e).copied().unwrap_or((None, None));
+                let ours = o.curve.get(e);
+                differ(
+                    format!("train_loss @ epoch {e}"),
+                    t,
+                    ours.and_then(|x| x.train),
+                );
+                differ(format!("val_loss @ epoch {e}"), v, ours.and_then(|x| x.val));
+            }
+        }
+        if status[row] != o.status.as_str() {
+            report.mismatches.push(Mismatch {
+                job: r.index.job,
+                lambda: r.lambda,
+                lr: r.lr,
+                seed: r.seed,
+                column: "status".into(),
+                expected: status[row].clone(),
+                got: o.status.as_str().into(),
+                abs_diff: None,
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// The report as text for the terminal.
+pub fn render(report: &VerifyReport, against: &Path) -> String {
+    const SHOWN: usize = 20;
+    let mut out = String::new();
+    let dir = against.display();
+    if !report.missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} of {} jobs are not in {dir} (no result with their key).",
+            report.missing.len(),
+            report.missing.len() + report.checked
+        );
+        match report.folder_numerics {
+            Some(v) if v != i64::from(NUMERICS_VERSION) => {
+                let _ = writeln!(
+                    out,
+                    "  {dir} was written with numerics version {v}; this build is version \
+                     {NUMERICS_VERSION}, so every key differs. Regenerate the folder if the change \
+                     of numerics is intended."
+                );
+            }
+            _ => {
+                for r in report.missing.iter().take(5) {
+                    let _ = writeln!(
+                        out,
+                        "  job {} (λ = {}, lr = {}, seed {})",
+                        r.index.job,
+                        short(r.lambda),
+                        short(r.lr),
+                        r.seed
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "  Is {dir} a run of this spec (same data and training settings)?"
+                );
+            }
+        }
+    }
+    if !report.mismatches.is_empty() {
+        let jobs: std::collections::BTreeSet<u64> =
+            report.mismatches.iter().map(|m| m.job).collect();
+        let _ = writeln!(
+            out,
+            "{} values differ in {} of {} jobs checked:",
+            report.mismatches.len(),
+            jobs.len(),
+            report.checked
+        );
+        let _ = writeln!(
+            out,
+            "  {:>6}  {:>8}  {:>7}  {:>5}  {:<22}  {:>22}  {:>22}  {:>9}",
+            "job", "λ", "lr", "seed", "column", "expected", "got", "|diff|"
+        );
+        for m in report.mismatches.iter().take(SHOWN) {
+            let _ = writeln!(
+                out,
+                "  {:>6}  {:>8}  {:>7}  {:>5}  {:<22}  {:>22}  {:>22}  {:>9}",
+                m.job,
+                short(m.lambda),
+                short(m.lr),
+                m.seed,
+                m.column,
+                m.expected,
+                m.got,
+                m.abs_diff.map_or("—".to_string(), |d| format!("{d:.2e}"))
+            );
+        }
+        if report.mismatches.len() > SHOWN {
+            let _ = writeln!(out, "  … and {} more", report.mismatches.len() - SHOWN);
+        }
+        let worst = report
+            .mismatches
+            .iter()
+            .filter_map(|m| m.abs_diff)
+            .fold(0.0, f64::max);
+        let _ = writeln!(out, "  largest difference: {worst:.3e}");
+    }
+    if report.passed() {
+        let _ = writeln!(
+            out,
+            "verified: {} jobs match {dir} bit for bit.",
+            report.checked
+        );
+    } else {
+        let _ = writeln!(out, "verification FAILED against {dir}.");
+    }
+    out
+}
