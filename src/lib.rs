@@ -10,11 +10,14 @@
 
 pub mod data;
 pub mod grid;
+pub mod journal;
 pub mod key;
+pub mod lock;
 pub mod numfmt;
 pub mod plot;
 pub mod report;
 pub mod run;
+pub mod signals;
 pub mod spec;
 pub mod store;
 pub mod summary;

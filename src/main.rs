@@ -90,7 +90,7 @@ fn main() -> ExitCode {
                     0
                 })
             } else {
-                run::run(&opts).map(|report| if report.choice.is_some() { 0 } else { 3 })
+                run::run(&opts).map(|report| report.exit_code())
             }
         }
         Command::Verify {

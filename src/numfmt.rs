@@ -43,6 +43,19 @@ pub fn sig(x: f64, digits: usize) -> String {
     short(value)
 }
 
+/// A count with its thousands set apart by spaces: `1 950`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +86,14 @@ mod tests {
         assert_eq!(short(1e-7), "1e-7");
         assert_eq!(short(0.001), "0.001");
         assert_eq!(short(0.1 + 0.2), "0.30000000000000004");
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(950), "950");
+        assert_eq!(grouped(1950), "1 950");
+        assert_eq!(grouped(1_000_000), "1 000 000");
     }
 
     #[test]

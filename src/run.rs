@@ -9,15 +9,23 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
 
-use crate::key::experiment_hash;
+use anyhow::{Context, Result, anyhow};
+
+use crate::journal::{self, Journal, Opened};
+use crate::key::{experiment_hash, job_key};
+use crate::lock;
+use crate::numfmt::grouped;
 use crate::plot;
 use crate::report;
+use crate::signals::{self, Stop};
 use crate::spec::Spec;
 use crate::store;
 use crate::summary::{self, Choice};
-use crate::sweep::{self, Progress};
+use crate::sweep::{self, JobResult, Progress};
 
 /// A mistake in how the tool was called (exit code 2), as opposed to a
 /// failure while running (exit code 1).
@@ -28,7 +36,8 @@ pub struct UsageError(pub String);
 pub use crate::spec::DEFAULT_MAX_JOBS;
 
 /// The files a run writes, which `--fresh` may remove.
-pub const OUTPUT_FILES: [&str; 9] = [
+pub const OUTPUT_FILES: [&str; 10] = [
+    journal::JOURNAL_FILE,
     "spec.toml",
     "jobs.parquet",
     "jobs.csv",
@@ -51,13 +60,29 @@ pub struct RunOptions {
     pub max_jobs: u64,
 }
 
-/// What a finished run found.
+/// What a run found.
 #[derive(Debug)]
 pub struct RunReport {
     pub out: PathBuf,
     pub choice: Option<Choice>,
+    /// Jobs in the grid, and how many of them are done.
     pub jobs: u64,
+    pub done: u64,
     pub diverged: u64,
+    /// The signal that stopped the run early, if one did.
+    pub signal: Option<i32>,
+}
+
+impl RunReport {
+    /// The exit status (DESIGN.md §6): 130/143 after a signal, 3 when the
+    /// complete sweep has nothing to choose, else 0.
+    pub fn exit_code(&self) -> u8 {
+        match self.signal {
+            Some(s) => signals::exit_code(s),
+            None if self.choice.is_none() => 3,
+            None => 0,
+        }
+    }
 }
 
 /// Where a spec's results go by default: `results/NAME`.
@@ -207,40 +232,172 @@ pub fn dry_run(opts: &RunOptions) -> Result<String> {
     ))
 }
 
-/// Runs a sweep end to end and writes its folder.
+/// Runs a sweep end to end and writes its folder. Jobs already in the
+/// folder's journal are reused; a signal stops the run early with the files
+/// of what is done, marked partial.
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let started = Instant::now();
     let spec = Spec::from_file(&opts.spec, opts.max_jobs)?;
     let out = opts.out.clone().unwrap_or_else(|| default_out(&spec));
+    let stop = Stop::install()?;
+    fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let _lock = lock::acquire(&out)?;
     claim_folder(&out, &spec, opts.fresh)?;
     store::write_text(&out.join("spec.toml"), &report::spec_as_run(&spec))?;
 
-    let total = spec.grid.len();
-    let threads = opts.threads.unwrap_or(0);
+    let Opened {
+        journal,
+        done,
+        dropped_bytes,
+    } = Journal::open(&out)?;
+    let grid = &spec.grid;
+    let total = grid.len();
+    let mut results = Vec::new();
+    let mut todo = Vec::new();
+    for job in 0..total {
+        let index = grid.index(job);
+        let (lambda, lr, seed) = (
+            grid.lambdas[index.lambda],
+            grid.lrs[index.lr],
+            grid.seeds.get(index.seed),
+        );
+        let key = job_key(&spec.data, &spec.train, lambda, lr, seed);
+        match done.get(&key) {
+            Some(record) => {
+                let outcome = record.outcome.clone();
+                results.push(JobResult {
+                    index,
+                    key,
+                    lambda,
+                    lr,
+                    seed,
+                    outcome,
+                });
+            }
+            None => todo.push(job),
+        }
+    }
+    drop(done);
+
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
+        .num_threads(opts.threads.unwrap_or(0))
         .build()
         .context("cannot start the worker threads")?;
     if !opts.quiet {
+        if dropped_bytes > 0 {
+            eprintln!(
+                "wdsweep: the journal ended in a torn record ({dropped_bytes} bytes, from an \
+                 interrupted write); it was dropped and its job runs again"
+            );
+        }
         eprintln!(
-            "wdsweep: {} jobs ({} λ × {} lr × {} seeds) on {} threads → {}",
-            total,
-            spec.grid.lambdas.len(),
-            spec.grid.lrs.len(),
-            spec.grid.seeds.len(),
-            pool.current_num_threads(),
+            "wdsweep: {} jobs ({} λ × {} lr × {} seeds) → {}",
+            grouped(total),
+            grid.lambdas.len(),
+            grid.lrs.len(),
+            grid.seeds.len(),
             out.display()
         );
+        if !results.is_empty() {
+            eprintln!(
+                "wdsweep: {} of {} jobs already done, running {}",
+                grouped(results.len() as u64),
+                grouped(total),
+                grouped(todo.len() as u64)
+            );
+        }
+        if !todo.is_empty() {
+            eprintln!(
+                "wdsweep: training on {} threads",
+                pool.current_num_threads()
+            );
+        }
     }
-    let progress = Progress::new(total, opts.quiet);
+
+    let progress = Progress::new(todo.len() as u64, opts.quiet);
     let train_started = Instant::now();
-    let results = pool.install(|| sweep::run_all(&spec, &progress));
+    let (fresh, journal_error) = {
+        let (tx, rx) = mpsc::channel::<JobResult>();
+        let writer = spawn_journal_writer(journal, rx, stop.clone());
+        pool.install(|| {
+            sweep::run_jobs_with(&spec, &todo, &progress, &stop, &|r| {
+                // The writer outlives the sender, so a send cannot fail.
+                let _ = tx.send(r);
+            })
+        });
+        drop(tx);
+        writer
+            .join()
+            .map_err(|_| anyhow!("the journal writer crashed"))?
+    };
     progress.finish();
     let train_secs = train_started.elapsed().as_secs_f64();
+    let ran = fresh.len();
+    results.extend(fresh);
+    results.sort_by_key(|r| r.index.job);
 
-    let mut jobs = store::jobs_frame(&results)?;
-    let mut curves = store::curves_frame(&results)?;
-    drop(results);
+    if let Some(err) = journal_error {
+        return Err(err.context(
+            "the sweep stopped early; the jobs recorded before the failure are kept in the \
+             journal, so rerunning the same command after fixing the cause finishes the sweep",
+        ));
+    }
+
+    let complete = results.len() as u64 == total;
+    let (cells, choice) = write_outputs(&out, &spec, &results, complete)?;
+    let diverged: u64 = cells.iter().map(|c| c.n_diverged).sum();
+    if !opts.quiet {
+        println!("{}", report::terminal_table(&cells, choice.as_ref()));
+        if diverged > 0 {
+            println!(
+                "{diverged} of {} jobs diverged; their cells are never chosen.",
+                results.len()
+            );
+        }
+        if complete {
+            println!("{}", report::choice_line(choice.as_ref()));
+        } else {
+            println!(
+                "PARTIAL RUN: {} of {} jobs done; so far the best is {}",
+                grouped(results.len() as u64),
+                grouped(total),
+                report::choice_line(choice.as_ref())
+            );
+            println!("rerun the same command to finish; finished jobs are kept");
+        }
+        let rate = if ran > 0 {
+            format!(", {:.0} jobs/s", ran as f64 / train_secs.max(1e-9))
+        } else {
+            String::new()
+        };
+        println!(
+            "results in {}/ ({:.2} s: {:.2} s training {} jobs{rate})",
+            out.display(),
+            started.elapsed().as_secs_f64(),
+            train_secs,
+            grouped(ran as u64),
+        );
+    }
+    Ok(RunReport {
+        out,
+        choice,
+        jobs: total,
+        done: results.len() as u64,
+        diverged,
+        signal: stop.signal(),
+    })
+}
+
+/// Writes every final file of a folder from the results at hand (in job
+/// order); `complete` is false when some jobs of the grid are missing.
+pub fn write_outputs(
+    out: &Path,
+    spec: &Spec,
+    results: &[JobResult],
+    complete: bool,
+) -> Result<(Vec<summary::Cell>, Option<Choice>)> {
+    let mut jobs = store::jobs_frame(results)?;
+    let mut curves = store::curves_frame(results)?;
     store::write_parquet(&out.join("jobs.parquet"), &mut jobs)?;
     store::write_csv(&out.join("jobs.csv"), &mut jobs)?;
     store::write_parquet(&out.join("curves.parquet"), &mut curves)?;
@@ -249,7 +406,6 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     store::write_csv(&out.join("summary.csv"), &mut summary)?;
     let cells = summary::cells(&summary)?;
     let choice = summary::choose(&cells);
-    let complete = true;
     store::write_text(
         &out.join("summary.md"),
         &report::summary_markdown(&spec.name, &cells, choice.as_ref(), complete),
@@ -259,35 +415,68 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         &report::best_json(choice.as_ref(), complete),
     )?;
     draw(
-        &out,
-        &spec,
+        out,
+        spec,
         &cells,
         choice.as_ref(),
         &jobs,
         &curves,
         !complete,
     )?;
+    Ok((cells, choice))
+}
 
-    let diverged: u64 = cells.iter().map(|c| c.n_diverged).sum();
-    if !opts.quiet {
-        println!("{}", report::terminal_table(&cells, choice.as_ref()));
-        if diverged > 0 {
-            println!("{diverged} of {total} jobs diverged; their cells are never chosen.");
+/// The thread that appends finished jobs to the journal in small batches:
+/// whatever has arrived is written and synced at least every 100 ms. It
+/// returns every result it was handed, and the first write error, after
+/// which it records nothing more and asks the sweep to stop.
+fn spawn_journal_writer(
+    mut journal: Journal,
+    rx: mpsc::Receiver<JobResult>,
+    stop: Stop,
+) -> thread::JoinHandle<(Vec<JobResult>, Option<anyhow::Error>)> {
+    const EVERY: Duration = Duration::from_millis(100);
+    thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = Vec::new();
+        let mut error: Option<anyhow::Error> = None;
+        let mut last = Instant::now();
+        let mut flush = |buf: &mut Vec<u8>, error: &mut Option<anyhow::Error>| {
+            if !buf.is_empty() && error.is_none() {
+                if let Err(e) = journal.write(buf) {
+                    *error = Some(e);
+                    stop.request();
+                }
+            }
+            buf.clear();
+        };
+        loop {
+            match rx.recv_timeout(EVERY) {
+                Ok(r) => {
+                    if error.is_none() {
+                        journal::encode(
+                            &mut buf,
+                            &journal::Record {
+                                key: r.key.clone(),
+                                lambda: r.lambda,
+                                lr: r.lr,
+                                seed: r.seed,
+                                outcome: r.outcome.clone(),
+                            },
+                        );
+                    }
+                    kept.push(r);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if last.elapsed() >= EVERY || buf.len() >= 1 << 20 {
+                flush(&mut buf, &mut error);
+                last = Instant::now();
+            }
         }
-        println!("{}", report::choice_line(choice.as_ref()));
-        println!(
-            "results in {}/ ({:.2} s: {:.2} s training, {:.0} jobs/s)",
-            out.display(),
-            started.elapsed().as_secs_f64(),
-            train_secs,
-            total as f64 / train_secs.max(1e-9)
-        );
-    }
-    Ok(RunReport {
-        out,
-        choice,
-        jobs: total,
-        diverged,
+        flush(&mut buf, &mut error);
+        (kept, error)
     })
 }
 

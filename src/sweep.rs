@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use crate::data;
 use crate::grid::JobIndex;
 use crate::key::job_key;
+use crate::signals::Stop;
 use crate::spec::Spec;
 use crate::train::{self, Outcome};
 
@@ -111,6 +112,28 @@ pub fn run_all(spec: &Spec, progress: &Progress) -> Vec<JobResult> {
 /// Runs the given jobs of the spec's grid (each below `grid.len()`) and
 /// returns their results sorted by job number.
 pub fn run_jobs(spec: &Spec, jobs: &[u64], progress: &Progress) -> Vec<JobResult> {
+    let results = Mutex::new(Vec::with_capacity(jobs.len()));
+    run_jobs_with(spec, jobs, progress, &Stop::new(), &|r| {
+        results
+            .lock()
+            .expect("no job panics while holding the lock")
+            .push(r)
+    });
+    let mut results = results.into_inner().expect("every worker has finished");
+    results.sort_by_key(|r| r.index.job);
+    results
+}
+
+/// Runs the given jobs, handing each result to `done` as it finishes (from
+/// the worker thread, in no particular order). Once `stop` is requested no
+/// further job starts; jobs already running finish and are handed over.
+pub fn run_jobs_with(
+    spec: &Spec,
+    jobs: &[u64],
+    progress: &Progress,
+    stop: &Stop,
+    done: &(dyn Fn(JobResult) + Sync),
+) {
     let grid = &spec.grid;
 
     // Group by seed, so that each seed's data set is made once.
@@ -121,32 +144,28 @@ pub fn run_jobs(spec: &Spec, jobs: &[u64], progress: &Progress) -> Vec<JobResult
     }
     let groups: Vec<(usize, Vec<JobIndex>)> = by_seed.into_iter().collect();
 
-    let per_seed: Vec<Vec<JobResult>> = groups
-        .par_iter()
-        .map(|(si, indices)| {
-            let seed = grid.seeds.get(*si);
-            let dataset = data::synthetic(&spec.data, seed);
-            let init = data::initial_weights(spec.data.num_inputs, spec.train.init_std, seed);
-            indices
-                .par_iter()
-                .map(|&index| {
-                    let (lambda, lr) = (grid.lambdas[index.lambda], grid.lrs[index.lr]);
-                    let fit = train::fit(&dataset, &spec.train, lambda, lr, init.view(), seed);
-                    progress.inc();
-                    JobResult {
-                        index,
-                        key: job_key(&spec.data, &spec.train, lambda, lr, seed),
-                        lambda,
-                        lr,
-                        seed,
-                        outcome: fit.outcome,
-                    }
-                })
-                .collect()
-        })
-        .collect();
-
-    let mut results: Vec<JobResult> = per_seed.into_iter().flatten().collect();
-    results.sort_by_key(|r| r.index.job);
-    results
+    groups.par_iter().for_each(|(si, indices)| {
+        if stop.requested() {
+            return;
+        }
+        let seed = grid.seeds.get(*si);
+        let dataset = data::synthetic(&spec.data, seed);
+        let init = data::initial_weights(spec.data.num_inputs, spec.train.init_std, seed);
+        indices.par_iter().for_each(|&index| {
+            if stop.requested() {
+                return;
+            }
+            let (lambda, lr) = (grid.lambdas[index.lambda], grid.lrs[index.lr]);
+            let fit = train::fit(&dataset, &spec.train, lambda, lr, init.view(), seed);
+            progress.inc();
+            done(JobResult {
+                index,
+                key: job_key(&spec.data, &spec.train, lambda, lr, seed),
+                lambda,
+                lr,
+                seed,
+                outcome: fit.outcome,
+            });
+        });
+    });
 }

@@ -1,0 +1,393 @@
+//! Nothing is lost: resuming, kill -9 at random moments, signals, the folder
+//! lock and failing writes. Every test ends by comparing the final files,
+//! byte for byte, with those of one uninterrupted run.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ndarray_rand::rand::{Rng, SeedableRng};
+
+/// Long enough (many epochs) that kills and signals land mid-run.
+const LONG: &str = r#"
+[train]
+epochs = 300
+[grid]
+lambda = [0, 0.1, 1, 3]
+lr = [0.01, 0.03]
+seed = { count = 24 }
+"#;
+
+const FINAL_FILES: [&str; 9] = [
+    "spec.toml",
+    "jobs.csv",
+    "jobs.parquet",
+    "curves.parquet",
+    "summary.csv",
+    "summary.md",
+    "best.json",
+    "val_loss_vs_lambda.png",
+    "loss_curves.png",
+];
+
+fn assert_same_files(a: &Path, b: &Path) {
+    for name in FINAL_FILES {
+        let (x, y) = (
+            std::fs::read(a.join(name)).unwrap(),
+            std::fs::read(b.join(name)).unwrap(),
+        );
+        assert!(x == y, "{name} differs between {a:?} and {b:?}");
+    }
+}
+
+/// An uninterrupted run of `text`, from a spec file of the same name as the
+/// run it is compared with (the name is part of the files), in its own
+/// folder.
+fn reference(dir: &Path, text: &str) -> PathBuf {
+    let own = dir.join("ref");
+    std::fs::create_dir_all(&own).unwrap();
+    let spec = write_spec(&own, "s.toml", text);
+    let out = own.join("out");
+    let o = run(&spec, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+fn spawn(spec: &Path, out: &Path) -> Child {
+    wdsweep()
+        .arg("run")
+        .arg(spec)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status();
+    assert!(status.unwrap().success());
+}
+
+/// Waits until the run has journaled something (or gives up after a while;
+/// the caller's assertions then say what went wrong).
+fn wait_for_journal(out: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if std::fs::metadata(out.join("journal.bin")).is_ok_and(|m| m.len() > 0) {
+            return;
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
+fn journal_keys(out: &Path) -> Vec<String> {
+    let bytes = std::fs::read(out.join("journal.bin")).unwrap();
+    let (records, _) = wdsweep::journal::parse(&bytes);
+    records.into_iter().map(|r| r.key).collect()
+}
+
+fn jobs_in_grid(out: &Path) -> usize {
+    read_csv(&out.join("jobs.csv")).1.len()
+}
+
+#[test]
+fn ctrl_c_saves_a_partial_run_and_a_rerun_finishes_it_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = reference(dir.path(), LONG);
+    let spec = write_spec(dir.path(), "s.toml", LONG);
+    let out = dir.path().join("out");
+
+    let child = spawn(&spec, &out);
+    wait_for_journal(&out);
+    signal(&child, "INT");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+
+    // What is done is written, and says it is partial.
+    let best = std::fs::read_to_string(out.join("best.json")).unwrap();
+    assert!(best.contains("\"complete\": false"), "{best}");
+    assert!(
+        std::fs::read_to_string(out.join("summary.md"))
+            .unwrap()
+            .contains("Partial run")
+    );
+    let done = jobs_in_grid(&out);
+    assert!(done > 0 && done < 192, "{done} jobs after Ctrl-C");
+
+    let o = run(&spec, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_files(&out, &reference);
+    assert_eq!(journal_keys(&out).len(), 192);
+}
+
+#[test]
+fn a_second_signal_exits_at_once_without_corrupting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = reference(dir.path(), LONG);
+    let spec = write_spec(dir.path(), "s.toml", LONG);
+    let out = dir.path().join("out");
+
+    let child = spawn(&spec, &out);
+    wait_for_journal(&out);
+    signal(&child, "TERM");
+    signal(&child, "TERM");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+
+    let o = run(&spec, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_files(&out, &reference);
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_no_job_and_repeats_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = reference(dir.path(), LONG);
+    let spec = write_spec(dir.path(), "s.toml", LONG);
+    let out = dir.path().join("out");
+
+    // The delays come from a fixed stream, so a failure can be replayed.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut kills = 0;
+    for _ in 0..8 {
+        let mut child = spawn(&spec, &out);
+        sleep(Duration::from_millis(rng.random_range(100..900)));
+        if child.try_wait().unwrap().is_some() {
+            break; // it finished before the kill
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        // No torn final file is ever left in place.
+        if out.join("jobs.csv").exists() {
+            read_csv(&out.join("jobs.csv"));
+        }
+    }
+    assert!(
+        kills >= 2,
+        "the sweep finished before it could be killed twice; make it longer"
+    );
+
+    let o = run(&spec, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_files(&out, &reference);
+    let mut keys = journal_keys(&out);
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        (keys.len(), n),
+        (192, 192),
+        "every job exactly once in the journal"
+    );
+}
+
+#[test]
+fn a_rerun_of_a_finished_sweep_runs_nothing_and_rewrites_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[data]\nnum_inputs = 20\n[grid]\nlambda = [0, 1]\nseed = { count = 3 }\n";
+    let reference = reference(dir.path(), text);
+    let spec = write_spec(dir.path(), "s.toml", text);
+    let o = wdsweep()
+        .arg("run")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(
+        stderr(&o).contains("6 of 6 jobs already done, running 0"),
+        "{}",
+        stderr(&o)
+    );
+    let fresh = dir.path().join("fresh");
+    assert!(run(&spec, &fresh, &[]).status.success());
+    assert_same_files(&reference, &fresh);
+}
+
+#[test]
+fn adding_values_to_an_axis_runs_only_the_new_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = "[data]\nnum_inputs = 20\n[grid]\nlambda = [0, 1]\nseed = { count = 3 }\n";
+    let large = "[data]\nnum_inputs = 20\n[grid]\nlambda = [0, 0.5, 1]\nseed = { count = 4 }\n";
+    let reference = reference(dir.path(), large);
+    let out = dir.path().join("out");
+    assert!(
+        run(&write_spec(dir.path(), "s.toml", small), &out, &[])
+            .status
+            .success()
+    );
+
+    let spec = write_spec(dir.path(), "s.toml", large);
+    let o = wdsweep()
+        .arg("run")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("6 of 12 jobs already done, running 6"),
+        "{}",
+        stderr(&o)
+    );
+    assert_same_files(&out, &reference);
+}
+
+#[test]
+fn fresh_discards_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[data]\nnum_inputs = 20\n[grid]\nlambda = [0, 1]\n";
+    let spec = write_spec(dir.path(), "s.toml", text);
+    let out = dir.path().join("out");
+    assert!(run(&spec, &out, &[]).status.success());
+    let o = wdsweep()
+        .arg("run")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .arg("--fresh")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(!stderr(&o).contains("already done"), "{}", stderr(&o));
+    assert_eq!(journal_keys(&out).len(), 2);
+}
+
+#[test]
+fn a_second_run_on_a_busy_folder_is_refused_with_the_first_runs_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "s.toml", LONG);
+    let out = dir.path().join("out");
+    let mut first = spawn(&spec, &out);
+    wait_for_journal(&out);
+
+    let o = run(&spec, &out, &[]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    assert!(err.contains("another wdsweep run"), "{err}");
+
+    // The first was killed; its lock went with it, and a rerun takes over.
+    let o = run(&spec, &out, &["--max-jobs", "192"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A tmpfs of `size` mounted on `dir`, unmounted on drop; `None` where
+/// this process may not mount (not root, or no mount namespace for it).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_with_the_path_and_a_rerun_after_freeing_space_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&dir.path().join("disk"), "256k") else {
+        println!("skipped: cannot mount a small tmpfs here (needs root), so no full disk to test");
+        return;
+    };
+    let reference = reference(dir.path(), LONG);
+    let spec = write_spec(dir.path(), "s.toml", LONG);
+    let out = disk.0.join("out");
+
+    let o = run(&spec, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        err.contains(out.to_str().unwrap()),
+        "the message names the path: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    disk.resize("64m");
+    let o = run(&spec, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_files(&out, &reference);
+}
+
+#[test]
+fn a_journal_path_that_is_not_a_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "s.toml", "[data]\nnum_inputs = 20\n");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::symlink("/dev/full", out.join("journal.bin")).unwrap();
+    let o = run(&spec, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_final_file_that_cannot_be_written_names_its_path_and_keeps_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[data]\nnum_inputs = 20\n[grid]\nlambda = [0, 1]\nseed = { count = 3 }\n";
+    let reference = reference(dir.path(), text);
+    let spec = write_spec(dir.path(), "s.toml", text);
+    let out = dir.path().join("out");
+    // A folder where summary.csv should go: the rename onto it fails.
+    std::fs::create_dir_all(out.join("summary.csv").join("x")).unwrap();
+    let o = run(&spec, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("summary.csv"), "{}", stderr(&o));
+    assert_eq!(
+        journal_keys(&out).len(),
+        6,
+        "the jobs are safe in the journal"
+    );
+
+    std::fs::remove_dir_all(out.join("summary.csv")).unwrap();
+    let o = wdsweep()
+        .arg("run")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("6 of 6 jobs already done"),
+        "{}",
+        stderr(&o)
+    );
+    assert_same_files(&out, &reference);
+}
