@@ -197,13 +197,11 @@ impl Journal {
     /// cuts off a torn tail so that new records follow intact ones.
     pub fn open(dir: &Path) -> Result<Opened> {
         let path = dir.join(JOURNAL_FILE);
-        if let Ok(meta) = std::fs::metadata(&path) {
-            if !meta.is_file() {
-                anyhow::bail!(
-                    "the journal {} is not a regular file; move it away and rerun",
-                    path.display()
-                );
-            }
+        if std::fs::metadata(&path).is_ok_and(|meta| !meta.is_file()) {
+            anyhow::bail!(
+                "the journal {} is not a regular file; move it away and rerun",
+                path.display()
+            );
         }
         let mut file = OpenOptions::new()
             .read(true)

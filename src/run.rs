@@ -442,11 +442,12 @@ fn spawn_journal_writer(
         let mut error: Option<anyhow::Error> = None;
         let mut last = Instant::now();
         let mut flush = |buf: &mut Vec<u8>, error: &mut Option<anyhow::Error>| {
-            if !buf.is_empty() && error.is_none() {
-                if let Err(e) = journal.write(buf) {
-                    *error = Some(e);
-                    stop.request();
-                }
+            if !buf.is_empty()
+                && error.is_none()
+                && let Err(e) = journal.write(buf)
+            {
+                *error = Some(e);
+                stop.request();
             }
             buf.clear();
         };
