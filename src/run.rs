@@ -21,11 +21,13 @@ use crate::lock;
 use crate::numfmt::grouped;
 use crate::plot;
 use crate::report;
+use crate::shard::{self, Shard};
 use crate::signals::{self, Stop};
 use crate::spec::Spec;
 use crate::store;
 use crate::summary::{self, Choice};
 use crate::sweep::{self, JobResult, Progress};
+use crate::train::Status;
 
 /// A mistake in how the tool was called (exit code 2), as opposed to a
 /// failure while running (exit code 1).
@@ -58,6 +60,8 @@ pub struct RunOptions {
     pub quiet: bool,
     pub fresh: bool,
     pub max_jobs: u64,
+    /// Run only this shard of the grid, under `OUT/shards/`.
+    pub shard: Option<Shard>,
 }
 
 /// What a run found.
@@ -71,6 +75,8 @@ pub struct RunReport {
     pub diverged: u64,
     /// The signal that stopped the run early, if one did.
     pub signal: Option<i32>,
+    /// The shard that ran, for a sharded run (which chooses nothing).
+    pub shard: Option<Shard>,
 }
 
 impl RunReport {
@@ -79,6 +85,7 @@ impl RunReport {
     pub fn exit_code(&self) -> u8 {
         match self.signal {
             Some(s) => signals::exit_code(s),
+            None if self.shard.is_some() => 0,
             None if self.choice.is_none() => 3,
             None => 0,
         }
@@ -240,21 +247,30 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let spec = Spec::from_file(&opts.spec, opts.max_jobs)?;
     let out = opts.out.clone().unwrap_or_else(|| default_out(&spec));
     let stop = Stop::install()?;
-    fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let _lock = lock::acquire(&out)?;
-    claim_folder(&out, &spec, opts.fresh)?;
-    store::write_text(&out.join("spec.toml"), &report::spec_as_run(&spec))?;
+    // A shard keeps all of its state in its own folder under OUT/shards/.
+    let dir = match opts.shard {
+        Some(shard) => {
+            shard::check_siblings(&out, shard)?;
+            shard.dir(&out)
+        }
+        None => out.clone(),
+    };
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _lock = lock::acquire(&dir)?;
+    claim_folder(&dir, &spec, opts.fresh)?;
+    store::write_text(&dir.join("spec.toml"), &report::spec_as_run(&spec))?;
 
     let Opened {
         journal,
         done,
         dropped_bytes,
-    } = Journal::open(&out)?;
+    } = Journal::open(&dir)?;
     let grid = &spec.grid;
-    let total = grid.len();
+    let in_scope = |job: u64| opts.shard.is_none_or(|s| s.owns(job));
+    let total = (0..grid.len()).filter(|&j| in_scope(j)).count() as u64;
     let mut results = Vec::new();
     let mut todo = Vec::new();
-    for job in 0..total {
+    for job in (0..grid.len()).filter(|&j| in_scope(j)) {
         let index = grid.index(job);
         let (lambda, lr, seed) = (
             grid.lambdas[index.lambda],
@@ -290,13 +306,17 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
                  interrupted write); it was dropped and its job runs again"
             );
         }
+        let scope = match opts.shard {
+            Some(s) => format!("shard {s}: {} of the ", grouped(total)),
+            None => String::new(),
+        };
         eprintln!(
-            "wdsweep: {} jobs ({} λ × {} lr × {} seeds) → {}",
-            grouped(total),
+            "wdsweep: {scope}{} jobs ({} λ × {} lr × {} seeds) → {}",
+            grouped(grid.len()),
             grid.lambdas.len(),
             grid.lrs.len(),
             grid.seeds.len(),
-            out.display()
+            dir.display()
         );
         if !results.is_empty() {
             eprintln!(
@@ -344,25 +364,40 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     }
 
     let complete = results.len() as u64 == total;
+    if let Some(shard) = opts.shard {
+        // Shards write no final files: `merge` does, once all are done.
+        let diverged = results
+            .iter()
+            .filter(|r| r.outcome.status == Status::Diverged)
+            .count();
+        if !opts.quiet {
+            println!(
+                "shard {shard}: {} of {} jobs done ({diverged} diverged) in {}",
+                grouped(results.len() as u64),
+                grouped(total),
+                dir.display()
+            );
+            if complete {
+                println!("when every shard is done: wdsweep merge {}", out.display());
+            } else {
+                println!("rerun the same command to finish this shard; finished jobs are kept");
+            }
+        }
+        return Ok(RunReport {
+            out,
+            choice: None,
+            jobs: total,
+            done: results.len() as u64,
+            diverged: diverged as u64,
+            signal: stop.signal(),
+            shard: Some(shard),
+        });
+    }
     let (cells, choice) = write_outputs(&out, &spec, &results, complete)?;
     let diverged: u64 = cells.iter().map(|c| c.n_diverged).sum();
     if !opts.quiet {
-        println!("{}", report::terminal_table(&cells, choice.as_ref()));
-        if diverged > 0 {
-            println!(
-                "{diverged} of {} jobs diverged; their cells are never chosen.",
-                results.len()
-            );
-        }
-        if complete {
-            println!("{}", report::choice_line(choice.as_ref()));
-        } else {
-            println!(
-                "PARTIAL RUN: {} of {} jobs done; so far the best is {}",
-                grouped(results.len() as u64),
-                grouped(total),
-                report::choice_line(choice.as_ref())
-            );
+        print_outcome(&cells, choice.as_ref(), results.len() as u64, total);
+        if !complete {
             println!("rerun the same command to finish; finished jobs are kept");
         }
         let rate = if ran > 0 {
@@ -385,7 +420,75 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         done: results.len() as u64,
         diverged,
         signal: stop.signal(),
+        shard: None,
     })
+}
+
+/// The summary table, the diverged count and the choice, on stdout.
+fn print_outcome(cells: &[summary::Cell], choice: Option<&Choice>, done: u64, total: u64) {
+    println!("{}", report::terminal_table(cells, choice));
+    let diverged: u64 = cells.iter().map(|c| c.n_diverged).sum();
+    if diverged > 0 {
+        println!("{diverged} of {done} jobs diverged; their cells are never chosen.");
+    }
+    if done == total {
+        println!("{}", report::choice_line(choice));
+    } else {
+        println!(
+            "PARTIAL RUN: {} of {} jobs done; so far the best is {}",
+            grouped(done),
+            grouped(total),
+            report::choice_line(choice)
+        );
+    }
+}
+
+/// What `wdsweep merge` found.
+#[derive(Debug)]
+pub struct MergeReport {
+    pub complete: bool,
+    pub choice: Option<Choice>,
+}
+
+impl MergeReport {
+    /// 1 when shards are missing, 3 when nothing can be chosen, else 0.
+    pub fn exit_code(&self) -> u8 {
+        match (self.complete, &self.choice) {
+            (false, _) => 1,
+            (true, None) => 3,
+            (true, Some(_)) => 0,
+        }
+    }
+}
+
+/// `wdsweep merge OUT`: combines the shards under `OUT/shards/` into the
+/// final files of `OUT`, the same bytes a single-process run writes. With
+/// shards missing, the files are written marked partial, and the report
+/// names the shards to rerun.
+pub fn merge(out: &Path, quiet: bool, max_jobs: u64) -> Result<MergeReport> {
+    let merged = shard::gather(out, max_jobs)?;
+    let _lock = lock::acquire(out)?;
+    claim_folder(out, &merged.spec, false)?;
+    store::write_text(&out.join("spec.toml"), &report::spec_as_run(&merged.spec))?;
+    let complete = merged.complete();
+    let (cells, choice) = write_outputs(out, &merged.spec, &merged.results, complete)?;
+    if !quiet {
+        print_outcome(
+            &cells,
+            choice.as_ref(),
+            merged.results.len() as u64,
+            merged.spec.grid.len(),
+        );
+        println!(
+            "merged the shards of a {}-shard run into {}/",
+            merged.shards,
+            out.display()
+        );
+    }
+    if !complete {
+        eprintln!("wdsweep: {}", merged.missing_report(out));
+    }
+    Ok(MergeReport { complete, choice })
 }
 
 /// Writes every final file of a folder from the results at hand (in job

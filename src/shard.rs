@@ -1,0 +1,375 @@
+//! Shards: one sweep split across the tasks of a job array, and merged.
+//!
+//! Shard `I` of `N` runs the jobs with `i mod N == I` (DESIGN.md §4) and
+//! writes only under `DIR/shards/shard-I-of-N/`: its own spec.toml, journal
+//! and lock, so shards never touch each other's files and each is
+//! resumable like any run. `wdsweep merge DIR` reads every shard's journal,
+//! checks that all shards ran the same spec, and writes the same final
+//! files a single-process run writes — or, when shards are missing, says
+//! which and how to rerun them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::journal::{self, JOURNAL_FILE};
+use crate::key::job_key;
+use crate::numfmt::grouped;
+use crate::run::UsageError;
+use crate::spec::Spec;
+use crate::sweep::JobResult;
+
+/// Shard `index` of `count`, from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    pub fn new(index: u64, count: u64) -> Result<Shard, String> {
+        if count == 0 {
+            return Err("the number of shards must be at least 1".into());
+        }
+        if index >= count {
+            return Err(format!(
+                "shard index {index} is not below the number of shards, {count}; indices run \
+                 from 0 to {} (a 1-based array? use --array=0-{})",
+                count - 1,
+                count - 1
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Parses `I/N` as given to `--shard`.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (i, n) = text
+            .split_once('/')
+            .ok_or_else(|| format!("'{text}' is not of the form I/N (for example 0/8)"))?;
+        let num = |s: &str| {
+            s.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("'{text}': '{s}' is not a whole number"))
+        };
+        Shard::new(num(i)?, num(n)?)
+    }
+
+    /// The shard index from the job-array environment, for `--shards N`:
+    /// `SLURM_ARRAY_TASK_ID` (Slurm) or `JOB_COMPLETION_INDEX` (Kubernetes
+    /// Indexed Jobs). The count is never taken from the environment.
+    pub fn from_env(count: u64, env: impl Fn(&str) -> Option<String>) -> Result<Shard, String> {
+        for var in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
+            if let Some(value) = env(var) {
+                let index = value.trim().parse::<u64>().map_err(|_| {
+                    format!("{var}={value:?} is not a whole number, so it cannot name a shard")
+                })?;
+                return Shard::new(index, count).map_err(|e| format!("{var}={index}: {e}"));
+            }
+        }
+        Err(
+            "--shards N takes the shard index from SLURM_ARRAY_TASK_ID or \
+             JOB_COMPLETION_INDEX, and neither is set; outside a job array use --shard I/N"
+                .into(),
+        )
+    }
+
+    /// Whether job `job` belongs to this shard.
+    pub fn owns(&self, job: u64) -> bool {
+        job % self.count == self.index
+    }
+
+    /// The folder of this shard under a sweep's output folder.
+    pub fn dir(&self, out: &Path) -> PathBuf {
+        let width = (self.count - 1).to_string().len();
+        out.join("shards").join(format!(
+            "shard-{:0width$}-of-{}",
+            self.index,
+            self.count,
+            width = width
+        ))
+    }
+}
+
+/// The shard folders found under `out/shards`, by shard.
+pub fn find_shards(out: &Path) -> Result<Vec<(Shard, PathBuf)>> {
+    let root = out.join("shards");
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", root.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", root.display()))?;
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let parsed = name
+            .strip_prefix("shard-")
+            .and_then(|rest| rest.split_once("-of-"));
+        if let Some((i, n)) = parsed
+            && let (Ok(i), Ok(n)) = (i.parse::<u64>(), n.parse::<u64>())
+            && let Ok(shard) = Shard::new(i, n)
+        {
+            found.push((shard, entry.path()));
+        }
+    }
+    found.sort_by_key(|(s, _)| (s.count, s.index));
+    Ok(found)
+}
+
+/// Refuses to run shard `shard` beside shards of another split of `out`.
+pub fn check_siblings(out: &Path, shard: Shard) -> Result<()> {
+    let counts: BTreeSet<u64> = find_shards(out)?.iter().map(|(s, _)| s.count).collect();
+    if let Some(other) = counts.iter().find(|&&n| n != shard.count) {
+        return Err(UsageError(format!(
+            "{} holds shards of a {other}-shard run, and this is shard {shard}; finish and merge \
+             that run, remove {}, or write elsewhere with --out DIR",
+            out.display(),
+            out.join("shards").display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// What merging found.
+pub struct Merged {
+    pub spec: Spec,
+    pub shards: u64,
+    /// Every job of the grid that some shard finished, in job order.
+    pub results: Vec<JobResult>,
+    /// Shards with jobs still missing: index → (done, expected).
+    pub incomplete: BTreeMap<u64, (u64, u64)>,
+}
+
+impl Merged {
+    pub fn complete(&self) -> bool {
+        self.incomplete.is_empty()
+    }
+
+    /// The message for missing shards, with the `--array=` list that reruns
+    /// them.
+    pub fn missing_report(&self, out: &Path) -> String {
+        let mut lines = Vec::new();
+        for (index, (done, expected)) in &self.incomplete {
+            let what = if *done == 0 {
+                "no job done".to_string()
+            } else {
+                format!("{} of {} jobs done", grouped(*done), grouped(*expected))
+            };
+            lines.push(format!("  shard {index}/{}: {what}", self.shards));
+        }
+        let list: Vec<String> = self.incomplete.keys().map(u64::to_string).collect();
+        let script = out.join("slurm").join("shards.sbatch");
+        let rerun = if script.exists() {
+            format!("sbatch --array={} {}", list.join(","), script.display())
+        } else {
+            format!("--array={}", list.join(","))
+        };
+        format!(
+            "{} of {} shards are missing or incomplete:\n{}\nrerun them with: {rerun}\nthen merge again.",
+            self.incomplete.len(),
+            self.shards,
+            lines.join("\n")
+        )
+    }
+}
+
+/// Gathers the shards of `out`. Refuses a mix of splits and shards that ran
+/// different specs; a shard folder that does not exist yet counts as
+/// missing.
+pub fn gather(out: &Path, max_jobs: u64) -> Result<Merged> {
+    let found = find_shards(out)?;
+    let counts: BTreeSet<u64> = found.iter().map(|(s, _)| s.count).collect();
+    let count = match counts.len() {
+        0 => {
+            return Err(UsageError(format!(
+                "{} has no shards to merge (no {}/shard-I-of-N folders); run the shards first \
+                 with `wdsweep run SPEC --out {} --shard I/N`",
+                out.display(),
+                out.join("shards").display(),
+                out.display()
+            ))
+            .into());
+        }
+        1 => *counts.iter().next().expect("one count"),
+        _ => {
+            let list: Vec<String> = counts.iter().map(u64::to_string).collect();
+            return Err(UsageError(format!(
+                "{} mixes shards of runs split {} ways; keep the folders of one split only",
+                out.join("shards").display(),
+                list.join(" and ")
+            ))
+            .into());
+        }
+    };
+
+    // Every shard must have run the very same spec.
+    let mut spec_text: Option<(String, Shard)> = None;
+    for (shard, dir) in &found {
+        let path = dir.join("spec.toml");
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        match &spec_text {
+            None => spec_text = Some((text, *shard)),
+            Some((first, first_shard)) if *first != text => {
+                return Err(UsageError(format!(
+                    "shard {shard} ran a different spec from shard {first_shard} (compare {} with \
+                     {}); rerun it with the sweep's spec, or merge only shards of one spec",
+                    path.display(),
+                    first_shard.dir(out).join("spec.toml").display()
+                ))
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
+    let Some((text, _)) = spec_text else {
+        return Err(UsageError(format!(
+            "no shard under {} has started (no spec.toml in any shard folder)",
+            out.join("shards").display()
+        ))
+        .into());
+    };
+    let spec = Spec::parse(
+        &text,
+        &format!("{}/shards/*/spec.toml", out.display()),
+        "merged",
+        max_jobs,
+    )
+    .map_err(|e| UsageError(format!("the shards' spec.toml cannot be read: {e}")))?;
+
+    // The union of the shards' journals, read without modifying them.
+    let mut records = HashMap::new();
+    for (_, dir) in &found {
+        let path = dir.join(JOURNAL_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        for r in journal::parse(&bytes).0 {
+            records.entry(r.key.clone()).or_insert(r);
+        }
+    }
+
+    let grid = &spec.grid;
+    let mut results = Vec::new();
+    let mut tally: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for job in 0..grid.len() {
+        let index = grid.index(job);
+        let (lambda, lr, seed) = (
+            grid.lambdas[index.lambda],
+            grid.lrs[index.lr],
+            grid.seeds.get(index.seed),
+        );
+        let key = job_key(&spec.data, &spec.train, lambda, lr, seed);
+        let entry = tally.entry(job % count).or_default();
+        entry.1 += 1;
+        if let Some(r) = records.remove(&key) {
+            entry.0 += 1;
+            results.push(JobResult {
+                index,
+                key,
+                lambda,
+                lr,
+                seed,
+                outcome: r.outcome,
+            });
+        }
+    }
+    let incomplete = tally
+        .into_iter()
+        .filter(|(_, (done, expected))| done < expected)
+        .collect();
+    Ok(Merged {
+        spec,
+        shards: count,
+        results,
+        incomplete,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_jobs() {
+        let shards: Vec<Shard> = (0..3).map(|i| Shard::new(i, 3).unwrap()).collect();
+        for job in 0..20 {
+            assert_eq!(shards.iter().filter(|s| s.owns(job)).count(), 1);
+        }
+        assert!(shards[2].owns(5));
+    }
+
+    #[test]
+    fn shard_text_is_parsed_and_checked() {
+        assert_eq!(Shard::parse("2/8").unwrap(), Shard { index: 2, count: 8 });
+        assert!(Shard::parse("8/8").unwrap_err().contains("not below"));
+        assert!(Shard::parse("1/0").unwrap_err().contains("at least 1"));
+        assert!(Shard::parse("a/3").unwrap_err().contains("whole number"));
+        assert!(Shard::parse("3").unwrap_err().contains("I/N"));
+    }
+
+    #[test]
+    fn the_index_comes_from_the_array_environment_and_never_the_count() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let slurm = env(&[
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ]);
+        assert_eq!(
+            Shard::from_env(5, slurm).unwrap(),
+            Shard { index: 3, count: 5 }
+        );
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "0")]);
+        assert_eq!(
+            Shard::from_env(2, k8s).unwrap(),
+            Shard { index: 0, count: 2 }
+        );
+        let one_based = env(&[("SLURM_ARRAY_TASK_ID", "4")]);
+        let err = Shard::from_env(4, one_based).unwrap_err();
+        assert!(
+            err.contains("SLURM_ARRAY_TASK_ID=4") && err.contains("--array=0-3"),
+            "{err}"
+        );
+        assert!(
+            Shard::from_env(4, env(&[]))
+                .unwrap_err()
+                .contains("neither is set")
+        );
+    }
+
+    #[test]
+    fn shard_folders_sort_by_index() {
+        let out = Path::new("r");
+        assert_eq!(
+            Shard::new(3, 12).unwrap().dir(out),
+            Path::new("r/shards/shard-03-of-12")
+        );
+        assert_eq!(
+            Shard::new(0, 1).unwrap().dir(out),
+            Path::new("r/shards/shard-0-of-1")
+        );
+    }
+}

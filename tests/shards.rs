@@ -1,0 +1,239 @@
+//! Sharded runs without a scheduler: `--shard I/N`, `--shards N` with the
+//! array environment, and `merge`.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const SPEC: &str = "[data]\nnum_inputs = 30\n[grid]\nlambda = [0, 0.3, 3]\nlr = [0.01, 0.03]\nseed = { count = 4 }\n";
+
+const FINAL_FILES: [&str; 9] = [
+    "spec.toml",
+    "jobs.csv",
+    "jobs.parquet",
+    "curves.parquet",
+    "summary.csv",
+    "summary.md",
+    "best.json",
+    "val_loss_vs_lambda.png",
+    "loss_curves.png",
+];
+
+fn shard(spec: &Path, out: &Path, which: &str) -> std::process::Output {
+    wdsweep()
+        .arg("run")
+        .arg(spec)
+        .arg("--out")
+        .arg(out)
+        .args(["--shard", which, "-q"])
+        .output()
+        .unwrap()
+}
+
+fn merge(out: &Path) -> std::process::Output {
+    wdsweep().arg("merge").arg(out).output().unwrap()
+}
+
+#[test]
+fn merged_shards_equal_a_single_run_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "s.toml", SPEC);
+    let single = dir.path().join("single");
+    assert!(run(&spec, &single, &[]).status.success());
+
+    let out = dir.path().join("sharded");
+    for i in 0..5 {
+        let o = shard(&spec, &out, &format!("{i}/5"));
+        assert!(o.status.success(), "{}", stderr(&o));
+        // A shard writes only under shards/.
+        for name in FINAL_FILES {
+            assert!(!out.join(name).exists(), "shard {i} wrote {name}");
+        }
+    }
+    let o = merge(&out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in FINAL_FILES {
+        let (a, b) = (
+            std::fs::read(single.join(name)).unwrap(),
+            std::fs::read(out.join(name)).unwrap(),
+        );
+        assert!(a == b, "{name} differs after merging");
+    }
+}
+
+#[test]
+fn a_missing_shard_is_named_with_the_array_list_that_reruns_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "s.toml", SPEC);
+    let out = dir.path().join("out");
+    for i in [0, 2] {
+        assert!(shard(&spec, &out, &format!("{i}/4")).status.success());
+    }
+    let o = merge(&out);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("2 of 4 shards are missing"), "{err}");
+    assert!(
+        err.contains("shard 1/4") && err.contains("shard 3/4"),
+        "{err}"
+    );
+    assert!(err.contains("--array=1,3"), "{err}");
+    // What it wrote does not look complete.
+    let best = std::fs::read_to_string(out.join("best.json")).unwrap();
+    assert!(best.contains("\"complete\": false"), "{best}");
+
+    for i in [1, 3] {
+        assert!(shard(&spec, &out, &format!("{i}/4")).status.success());
+    }
+    let o = merge(&out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read_to_string(out.join("best.json"))
+            .unwrap()
+            .contains("\"complete\": true")
+    );
+}
+
+#[test]
+fn shards_of_a_different_spec_are_refused_by_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "s.toml", SPEC);
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let changed = write_spec(
+        &other,
+        "s.toml",
+        &SPEC.replace("[0, 0.3, 3]", "[0, 0.3, 4]"),
+    );
+    let out = dir.path().join("out");
+    assert!(shard(&spec, &out, "0/2").status.success());
+    assert!(shard(&changed, &out, "1/2").status.success());
+    let o = merge(&out);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("different spec"), "{}", stderr(&o));
+}
+
+#[test]
+fn shards_of_another_split_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "s.toml", SPEC);
+    let out = dir.path().join("out");
+    assert!(shard(&spec, &out, "0/2").status.success());
+    let o = shard(&spec, &out, "0/3");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("2-shard run"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_index_comes_from_the_array_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "s.toml", SPEC);
+    let out = dir.path().join("out");
+    let with_env = |var: &str, value: &str| {
+        wdsweep()
+            .arg("run")
+            .arg(&spec)
+            .arg("--out")
+            .arg(&out)
+            .args(["--shards", "3", "-q"])
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("JOB_COMPLETION_INDEX")
+            .env(var, value)
+            .output()
+            .unwrap()
+    };
+    assert!(with_env("SLURM_ARRAY_TASK_ID", "1").status.success());
+    assert!(out.join("shards/shard-1-of-3/journal.bin").exists());
+    assert!(with_env("JOB_COMPLETION_INDEX", "2").status.success());
+    assert!(out.join("shards/shard-2-of-3/journal.bin").exists());
+
+    // A 1-based array's last index is refused, not wrapped around.
+    let o = with_env("SLURM_ARRAY_TASK_ID", "3");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--array=0-2"), "{}", stderr(&o));
+
+    let o = wdsweep()
+        .arg("run")
+        .arg(&spec)
+        .args(["--shards", "3"])
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("neither is set"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_rerun_shard_finishes_only_what_it_lacked() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "s.toml", SPEC);
+    let out = dir.path().join("out");
+    assert!(shard(&spec, &out, "1/2").status.success());
+    let o = wdsweep()
+        .arg("run")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .args(["--shard", "1/2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(
+        stderr(&o).contains("12 of 12 jobs already done, running 0"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn slurm_scripts_name_the_shards_and_depend_with_afterany() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "s.toml", SPEC);
+    let out = dir.path().join("out");
+    let o = wdsweep()
+        .arg("slurm")
+        .arg(&spec)
+        .args([
+            "--shards",
+            "6",
+            "--partition",
+            "short",
+            "--time",
+            "0:10:00",
+            "--cpus-per-task",
+            "2",
+            "--max-parallel",
+            "3",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("--dependency=afterany:"), "{text}");
+    let array = std::fs::read_to_string(out.join("slurm/shards.sbatch")).unwrap();
+    for line in [
+        "#SBATCH --array=0-5%3",
+        "#SBATCH --partition=short",
+        "#SBATCH --time=0:10:00",
+        "#SBATCH --cpus-per-task=2",
+        "shard-%A_%a.log",
+        "--shards 6",
+    ] {
+        assert!(array.contains(line), "{line} missing from\n{array}");
+    }
+    let merge = std::fs::read_to_string(out.join("slurm/merge.sbatch")).unwrap();
+    assert!(merge.contains(" merge '"), "{merge}");
+
+    let o = wdsweep()
+        .arg("slurm")
+        .arg(&spec)
+        .args(["--shards", "6", "--partition", "a b"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
