@@ -11,6 +11,7 @@
 pub mod data;
 pub mod grid;
 pub mod journal;
+pub mod kernel;
 pub mod key;
 pub mod lock;
 pub mod numfmt;

@@ -16,10 +16,11 @@ use rayon::prelude::*;
 
 use crate::data;
 use crate::grid::JobIndex;
+use crate::kernel::{self, SeedFactors};
 use crate::key::job_key;
 use crate::signals::Stop;
 use crate::spec::Spec;
-use crate::train::{self, Outcome};
+use crate::train::Outcome;
 
 /// One finished job.
 #[derive(Debug, Clone)]
@@ -103,6 +104,9 @@ impl Progress {
     }
 }
 
+/// Jobs of one seed trained together by the kernel.
+const BLOCK: usize = 64;
+
 /// Runs every job of the spec's grid and returns the results in job order.
 pub fn run_all(spec: &Spec, progress: &Progress) -> Vec<JobResult> {
     let jobs: Vec<u64> = (0..spec.grid.len()).collect();
@@ -151,21 +155,32 @@ pub fn run_jobs_with(
         let seed = grid.seeds.get(*si);
         let dataset = data::synthetic(&spec.data, seed);
         let init = data::initial_weights(spec.data.num_inputs, spec.train.init_std, seed);
-        indices.par_iter().for_each(|&index| {
+        let factors = SeedFactors::new(&dataset, init.view());
+        drop(dataset);
+        // A block's size changes no job's arithmetic (see `kernel`); it only
+        // sets how much work one task takes.
+        indices.par_chunks(BLOCK).for_each(|block| {
             if stop.requested() {
                 return;
             }
-            let (lambda, lr) = (grid.lambdas[index.lambda], grid.lrs[index.lr]);
-            let fit = train::fit(&dataset, &spec.train, lambda, lr, init.view(), seed);
-            progress.inc();
-            done(JobResult {
-                index,
-                key: job_key(&spec.data, &spec.train, lambda, lr, seed),
-                lambda,
-                lr,
-                seed,
-                outcome: fit.outcome,
-            });
+            let settings: Vec<(f64, f64)> = block
+                .iter()
+                .map(|i| (grid.lambdas[i.lambda], grid.lrs[i.lr]))
+                .collect();
+            let outcomes = kernel::fit_block(&factors, &spec.train, &settings, seed);
+            for (&index, (outcome, (lambda, lr))) in
+                block.iter().zip(outcomes.into_iter().zip(settings))
+            {
+                progress.inc();
+                done(JobResult {
+                    index,
+                    key: job_key(&spec.data, &spec.train, lambda, lr, seed),
+                    lambda,
+                    lr,
+                    seed,
+                    outcome,
+                });
+            }
         });
     });
 }

@@ -119,8 +119,10 @@ pub fn epoch_orders(seed: u64, num_train: usize, epochs: usize) -> Vec<Vec<usize
         .collect()
 }
 
-/// Trains one job. `init` are the seed's initial weights; the minibatch
-/// order comes from the seed's shuffle stream.
+/// Trains one job the straightforward way, on w itself. The sweep uses the
+/// faster [`crate::kernel`], which is checked against this reference (to
+/// rounding) in its tests. `init` are the seed's initial weights; the
+/// minibatch order comes from the seed's shuffle stream.
 pub fn fit(
     data: &Dataset,
     settings: &TrainSettings,

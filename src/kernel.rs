@@ -1,0 +1,400 @@
+//! The training kernel: minibatch SGD in the span of the training rows, for
+//! a block of jobs of one seed at once.
+//!
+//! Every SGD update shrinks w and adds a combination of training rows, so
+//! from w₀ it stays of the form
+//!
+//! ```text
+//!     w = c·w₀ + Xᵀa          (c a number, a one coefficient per training row)
+//! ```
+//!
+//! and every quantity a job needs is a product of X, the validation rows V
+//! and w₀ that depends only on the seed: G = XXᵀ, P = Xw₀, K = VXᵀ, Q = Vw₀
+//! and ‖w₀‖². With those made once per seed ([`SeedFactors`]), a training
+//! prediction is c·P_r + G_r·a + b, a validation prediction c·Q_v + K_v·a + b,
+//! and ‖w‖² = c²‖w₀‖² + 2c·aᵀP + aᵀGa: each step and each evaluation works
+//! in num_train dimensions instead of num_inputs.
+//!
+//! The jobs of a block (same seed, so same rows and minibatch order; any λ
+//! and lr) advance together, their state stored job-fastest so the inner
+//! loops run across jobs and vectorise. Each job's arithmetic is the same
+//! sequence of IEEE operations whatever the block's size or company — the
+//! loops over rows and coefficients run in a fixed order for every lane —
+//! so a job gives the same bits alone or in any block. Nothing is chosen at
+//! run time by CPU feature. Products of the seed are plain dot products in
+//! a fixed order (ndarray's one-dimensional `dot`), never a matrix-product
+//! kernel that dispatches on the CPU.
+
+// The lane loops (`for j in 0..jobs`) read and write several per-job arrays
+// at once; indexing them reads more plainly than zipping five slices.
+#![allow(clippy::needless_range_loop)]
+
+use ndarray::ArrayView1;
+
+use crate::data::Dataset;
+use crate::spec::{Penalty, TrainSettings};
+use crate::train::{EpochLoss, Outcome, Shuffler, Status};
+
+/// The products of a seed's rows and initial weights that every job of the
+/// seed shares.
+#[derive(Debug, Clone)]
+pub struct SeedFactors {
+    n: usize,
+    nv: usize,
+    /// G = XXᵀ, n × n, row-major.
+    gram: Vec<f64>,
+    /// P = Xw₀.
+    p: Vec<f64>,
+    /// K = VXᵀ, nv × n, row-major.
+    k: Vec<f64>,
+    /// Q = Vw₀.
+    q: Vec<f64>,
+    /// ‖w₀‖².
+    w0_sq: f64,
+    y: Vec<f64>,
+    yv: Vec<f64>,
+}
+
+impl SeedFactors {
+    pub fn new(data: &Dataset, init: ArrayView1<f64>) -> SeedFactors {
+        let (x, v) = (&data.x_train, &data.x_val);
+        let (n, nv) = (x.nrows(), v.nrows());
+        let mut gram = vec![0.0; n * n];
+        for r in 0..n {
+            for i in 0..=r {
+                // x_r·x_i and x_i·x_r are the same products summed in the
+                // same order, so mirroring keeps G exactly symmetric.
+                let g = x.row(r).dot(&x.row(i));
+                gram[r * n + i] = g;
+                gram[i * n + r] = g;
+            }
+        }
+        let mut k = vec![0.0; nv * n];
+        for s in 0..nv {
+            for i in 0..n {
+                k[s * n + i] = v.row(s).dot(&x.row(i));
+            }
+        }
+        SeedFactors {
+            n,
+            nv,
+            gram,
+            p: (0..n).map(|r| x.row(r).dot(&init)).collect(),
+            k,
+            q: (0..nv).map(|s| v.row(s).dot(&init)).collect(),
+            w0_sq: init.dot(&init),
+            y: data.y_train.to_vec(),
+            yv: data.y_val.to_vec(),
+        }
+    }
+}
+
+/// The state of a block of jobs, job-fastest: coefficient `i` of job `j` is
+/// `a[i * jobs + j]`.
+struct Block {
+    jobs: usize,
+    c: Vec<f64>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+}
+
+/// Reusable buffers of one block, so that the training loop allocates
+/// nothing.
+struct Scratch {
+    acc: Vec<f64>,
+    /// The current minibatch's errors, row-major over the batch.
+    err: Vec<f64>,
+    err_sum: Vec<f64>,
+    train: Vec<f64>,
+    val: Vec<f64>,
+    a_p: Vec<f64>,
+    a_g_a: Vec<f64>,
+}
+
+/// Losses and ‖w‖² of every job of the block (all without the penalty).
+fn evaluate(f: &SeedFactors, st: &Block, s: &mut Scratch) {
+    let (n, jn) = (f.n, st.jobs);
+    s.train.fill(0.0);
+    s.a_p.fill(0.0);
+    s.a_g_a.fill(0.0);
+    for r in 0..n {
+        // acc = G_r·a, over the coefficients in order.
+        s.acc.fill(0.0);
+        let g = &f.gram[r * n..(r + 1) * n];
+        for (i, &gi) in g.iter().enumerate() {
+            let a_i = &st.a[i * jn..(i + 1) * jn];
+            for (acc, &aij) in s.acc.iter_mut().zip(a_i) {
+                *acc += gi * aij;
+            }
+        }
+        let a_r = &st.a[r * jn..(r + 1) * jn];
+        for j in 0..jn {
+            let pred = st.c[j] * f.p[r] + s.acc[j] + st.b[j];
+            let e = pred - f.y[r];
+            s.train[j] += 0.5 * e * e;
+            s.a_p[j] += a_r[j] * f.p[r];
+            s.a_g_a[j] += a_r[j] * s.acc[j];
+        }
+    }
+    s.val.fill(0.0);
+    for v in 0..f.nv {
+        s.acc.fill(0.0);
+        let k = &f.k[v * n..(v + 1) * n];
+        for (i, &ki) in k.iter().enumerate() {
+            let a_i = &st.a[i * jn..(i + 1) * jn];
+            for (acc, &aij) in s.acc.iter_mut().zip(a_i) {
+                *acc += ki * aij;
+            }
+        }
+        for j in 0..jn {
+            let e = st.c[j] * f.q[v] + s.acc[j] + st.b[j] - f.yv[v];
+            s.val[j] += 0.5 * e * e;
+        }
+    }
+    for j in 0..jn {
+        s.train[j] /= n as f64;
+        s.val[j] /= f.nv as f64;
+    }
+}
+
+/// ‖w‖² of job `j` after [`evaluate`].
+fn w_sq(f: &SeedFactors, st: &Block, s: &Scratch, j: usize) -> f64 {
+    st.c[j] * st.c[j] * f.w0_sq + 2.0 * st.c[j] * s.a_p[j] + s.a_g_a[j]
+}
+
+/// Trains every `(λ, lr)` of `jobs` on one seed; the outcomes come back in
+/// the same order. `seed` fixes the minibatch order, shared by all of them.
+pub fn fit_block(
+    f: &SeedFactors,
+    settings: &TrainSettings,
+    jobs: &[(f64, f64)],
+    seed: u64,
+) -> Vec<Outcome> {
+    let (n, jn) = (f.n, jobs.len());
+    let mut st = Block {
+        jobs: jn,
+        c: vec![1.0; jn],
+        a: vec![0.0; n * jn],
+        b: vec![0.0; jn],
+    };
+    let mut s = Scratch {
+        acc: vec![0.0; jn],
+        err: vec![0.0; settings.batch_size * jn],
+        err_sum: vec![0.0; jn],
+        train: vec![0.0; jn],
+        val: vec![0.0; jn],
+        a_p: vec![0.0; jn],
+        a_g_a: vec![0.0; jn],
+    };
+    let lambda: Vec<f64> = jobs.iter().map(|j| j.0).collect();
+    let lr: Vec<f64> = jobs.iter().map(|j| j.1).collect();
+    let keep: Vec<f64> = jobs.iter().map(|&(l, r)| 1.0 - r * l).collect();
+    let finite = |x: f64| x.is_finite().then_some(x);
+
+    let mut curves: Vec<Vec<EpochLoss>> = (0..jn)
+        .map(|_| Vec::with_capacity(settings.epochs + 1))
+        .collect();
+    let mut active = vec![true; jn];
+    let mut bound = vec![0.0; jn];
+    evaluate(f, &st, &mut s);
+    for j in 0..jn {
+        curves[j].push(EpochLoss {
+            train: finite(s.train[j]),
+            val: finite(s.val[j]),
+        });
+        // Relative to the initial loss; a zero start must not make every
+        // later step look divergent.
+        bound[j] = settings.diverge_above * s.train[j].max(f64::MIN_POSITIVE);
+        active[j] = s.train[j].is_finite();
+    }
+
+    let mut order = vec![0; n];
+    let mut shuffler = Shuffler::new(seed);
+    for _ in 0..settings.epochs {
+        if !active.iter().any(|&a| a) {
+            break;
+        }
+        shuffler.next_epoch(&mut order);
+        for batch in order.chunks(settings.batch_size) {
+            let m = batch.len() as f64;
+            // Every error of the batch at the current weights first.
+            s.err_sum.fill(0.0);
+            for (slot, &r) in batch.iter().enumerate() {
+                s.acc.fill(0.0);
+                let g = &f.gram[r * n..(r + 1) * n];
+                for (i, &gi) in g.iter().enumerate() {
+                    let a_i = &st.a[i * jn..(i + 1) * jn];
+                    for (acc, &aij) in s.acc.iter_mut().zip(a_i) {
+                        *acc += gi * aij;
+                    }
+                }
+                let err = &mut s.err[slot * jn..(slot + 1) * jn];
+                for j in 0..jn {
+                    let e = st.c[j] * f.p[r] + s.acc[j] + st.b[j] - f.y[r];
+                    err[j] = e;
+                    s.err_sum[j] += e;
+                }
+            }
+            // Then the update of the coefficients: a shrink of all of them
+            // and the gradient step on the batch's rows.
+            match settings.penalty {
+                Penalty::Loss => {
+                    for j in 0..jn {
+                        st.c[j] -= lr[j] * (lambda[j] * st.c[j]);
+                    }
+                    for a in st.a.chunks_mut(jn) {
+                        for j in 0..jn {
+                            a[j] -= lr[j] * (lambda[j] * a[j]);
+                        }
+                    }
+                }
+                Penalty::Optimizer => {
+                    for j in 0..jn {
+                        st.c[j] *= keep[j];
+                    }
+                    for a in st.a.chunks_mut(jn) {
+                        for j in 0..jn {
+                            a[j] *= keep[j];
+                        }
+                    }
+                }
+            }
+            for (slot, &r) in batch.iter().enumerate() {
+                let err = &s.err[slot * jn..(slot + 1) * jn];
+                let a_r = &mut st.a[r * jn..(r + 1) * jn];
+                for j in 0..jn {
+                    a_r[j] -= lr[j] * (err[j] / m);
+                }
+            }
+            for j in 0..jn {
+                st.b[j] -= lr[j] * (s.err_sum[j] / m);
+            }
+        }
+
+        evaluate(f, &st, &mut s);
+        for j in 0..jn {
+            if !active[j] {
+                continue;
+            }
+            let (train, val) = (s.train[j], s.val[j]);
+            curves[j].push(EpochLoss {
+                train: finite(train),
+                val: finite(val),
+            });
+            let weights_finite = w_sq(f, &st, &s, j).is_finite() && st.b[j].is_finite();
+            if !(train.is_finite() && val.is_finite() && weights_finite) || train > bound[j] {
+                active[j] = false;
+                // A stopped job's lane keeps running with the others; zeros
+                // keep its arithmetic cheap (no overflow, no subnormals).
+                st.c[j] = 0.0;
+                st.b[j] = 0.0;
+                for a in st.a.chunks_mut(jn) {
+                    a[j] = 0.0;
+                }
+            }
+        }
+    }
+
+    curves
+        .into_iter()
+        .enumerate()
+        .map(|(j, curve)| {
+            if active[j] {
+                let last = curve.last().expect("epoch 0 is always recorded");
+                Outcome {
+                    status: Status::Ok,
+                    train_loss: last.train,
+                    val_loss: last.val,
+                    l2_penalty: Some(0.5 * w_sq(f, &st, &s, j)),
+                    curve,
+                }
+            } else {
+                Outcome {
+                    status: Status::Diverged,
+                    train_loss: None,
+                    val_loss: None,
+                    l2_penalty: None,
+                    curve,
+                }
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{initial_weights, synthetic};
+    use crate::spec::DataSettings;
+    use crate::train;
+
+    fn close(a: Option<f64>, b: Option<f64>, tol: f64) -> bool {
+        match (a, b) {
+            (Some(x), Some(y)) => (x - y).abs() <= tol * x.abs().max(y.abs()),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn the_kernel_matches_the_straightforward_reference() {
+        let data = synthetic(&DataSettings::default(), 3);
+        let init = initial_weights(200, 0.01, 3);
+        let f = SeedFactors::new(&data, init.view());
+        let jobs: Vec<(f64, f64)> = [0.0, 0.001, 0.1, 1.0, 3.0, 30.0]
+            .iter()
+            .flat_map(|&l| [0.003, 0.01, 0.03, 10.0].map(|r| (l, r)))
+            .collect();
+        for penalty in [Penalty::Loss, Penalty::Optimizer] {
+            let settings = TrainSettings {
+                penalty,
+                ..TrainSettings::default()
+            };
+            let fast = fit_block(&f, &settings, &jobs, 3);
+            for (&(lambda, lr), got) in jobs.iter().zip(&fast) {
+                let want = train::fit(&data, &settings, lambda, lr, init.view(), 3).outcome;
+                let what = format!("{penalty:?} λ = {lambda}, lr = {lr}");
+                assert_eq!(got.status, want.status, "{what}");
+                assert_eq!(got.curve.len(), want.curve.len(), "{what}");
+                assert!(
+                    close(got.val_loss, want.val_loss, 1e-9),
+                    "{what}: {got:?} vs {want:?}"
+                );
+                assert!(close(got.train_loss, want.train_loss, 1e-6), "{what}");
+                assert!(close(got.l2_penalty, want.l2_penalty, 1e-9), "{what}");
+                for (g, w) in got.curve.iter().zip(&want.curve) {
+                    if want.status == Status::Ok {
+                        assert!(close(g.val, w.val, 1e-9), "{what}: {g:?} vs {w:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_job_gives_the_same_bits_alone_and_in_any_block() {
+        let data = synthetic(&DataSettings::default(), 1);
+        let init = initial_weights(200, 0.01, 1);
+        let f = SeedFactors::new(&data, init.view());
+        let settings = TrainSettings::default();
+        let alone = fit_block(&f, &settings, &[(3.0, 0.01)], 1);
+        let crowd: Vec<(f64, f64)> = (0..37)
+            .map(|i| {
+                if i == 20 {
+                    (3.0, 0.01)
+                } else {
+                    (0.1 * i as f64, 0.02)
+                }
+            })
+            .collect();
+        let together = fit_block(&f, &settings, &crowd, 1);
+        assert_eq!(alone[0], together[20]);
+        let bits = |o: &Outcome| {
+            o.curve
+                .iter()
+                .map(|e| e.val.map(f64::to_bits))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&alone[0]), bits(&together[20]));
+    }
+}
