@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use ndarray_rand::rand::{Rng, SeedableRng};
 
-/// Long enough (many epochs) that kills and signals land mid-run.
+/// Long enough (many epochs; several seconds in a debug build) that kills
+/// and signals land mid-run.
 const LONG: &str = r#"
 [train]
-epochs = 300
+epochs = 1500
 [grid]
 lambda = [0, 0.1, 1, 3]
 lr = [0.01, 0.03]
@@ -42,6 +43,18 @@ fn assert_same_files(a: &Path, b: &Path) {
         );
         assert!(x == y, "{name} differs between {a:?} and {b:?}");
     }
+}
+
+/// An uninterrupted run of `LONG`, made once and shared by the tests.
+fn long_reference() -> PathBuf {
+    static REFERENCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    REFERENCE
+        .get_or_init(|| {
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("resume-reference");
+            let _ = std::fs::remove_dir_all(&dir);
+            reference(&dir, LONG)
+        })
+        .clone()
 }
 
 /// An uninterrupted run of `text`, from a spec file of the same name as the
@@ -102,7 +115,7 @@ fn jobs_in_grid(out: &Path) -> usize {
 #[test]
 fn ctrl_c_saves_a_partial_run_and_a_rerun_finishes_it_identically() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = reference(dir.path(), LONG);
+    let reference = long_reference();
     let spec = write_spec(dir.path(), "s.toml", LONG);
     let out = dir.path().join("out");
 
@@ -132,7 +145,7 @@ fn ctrl_c_saves_a_partial_run_and_a_rerun_finishes_it_identically() {
 #[test]
 fn a_second_signal_exits_at_once_without_corrupting_anything() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = reference(dir.path(), LONG);
+    let reference = long_reference();
     let spec = write_spec(dir.path(), "s.toml", LONG);
     let out = dir.path().join("out");
 
@@ -151,7 +164,7 @@ fn a_second_signal_exits_at_once_without_corrupting_anything() {
 #[test]
 fn sigkill_at_random_moments_loses_no_job_and_repeats_none() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = reference(dir.path(), LONG);
+    let reference = long_reference();
     let spec = write_spec(dir.path(), "s.toml", LONG);
     let out = dir.path().join("out");
 
@@ -160,7 +173,7 @@ fn sigkill_at_random_moments_loses_no_job_and_repeats_none() {
     let mut kills = 0;
     for _ in 0..8 {
         let mut child = spawn(&spec, &out);
-        sleep(Duration::from_millis(rng.random_range(100..900)));
+        sleep(Duration::from_millis(rng.random_range(200..1500)));
         if child.try_wait().unwrap().is_some() {
             break; // it finished before the kill
         }
@@ -325,7 +338,7 @@ fn a_full_disk_is_reported_with_the_path_and_a_rerun_after_freeing_space_finishe
         println!("skipped: cannot mount a small tmpfs here (needs root), so no full disk to test");
         return;
     };
-    let reference = reference(dir.path(), LONG);
+    let reference = long_reference();
     let spec = write_spec(dir.path(), "s.toml", LONG);
     let out = disk.0.join("out");
 
