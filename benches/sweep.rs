@@ -1,12 +1,14 @@
-//! Criterion benchmarks: one job of the book's size, and a whole sweep of
-//! the book's grid (the 900-job grid of the speed comparison).
+//! Criterion benchmarks: one job of the book's size (the reference loop and
+//! the kernel), the per-seed work, a block of one seed's jobs, and a whole
+//! sweep of the book's 900-job grid on one and two threads.
 //!
-//! Run with `cargo bench --bench sweep`. Throughput is reported in jobs per
-//! second, which is the figure the comparison scripts quote.
+//! Run with `cargo bench --bench sweep`. Throughput is in jobs per second,
+//! the figure `benches/compare.sh` quotes against numpy.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use wdsweep::data;
+use wdsweep::kernel::{self, SeedFactors};
 use wdsweep::spec::{Spec, TrainSettings};
 use wdsweep::sweep::{self, Progress};
 use wdsweep::train;
@@ -23,17 +25,43 @@ fn one_job(c: &mut Criterion) {
     let dataset = data::synthetic(&spec.data, 0);
     let init = data::initial_weights(spec.data.num_inputs, spec.train.init_std, 0);
     let settings = TrainSettings::default();
+    let factors = SeedFactors::new(&dataset, init.view());
+
     let mut group = c.benchmark_group("job");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("book λ=3 lr=0.01", |b| {
+    group.bench_function("reference loop on w", |b| {
         b.iter(|| train::fit(&dataset, &settings, 3.0, 0.01, init.view(), 0))
     });
-    group.bench_function("book data set + initial weights", |b| {
+    group.bench_function("kernel, a block of 1", |b| {
+        b.iter(|| kernel::fit_block(&factors, &settings, &[(3.0, 0.01)], 0, true))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("seed");
+    group.bench_function("data set and initial weights", |b| {
         b.iter(|| {
             let d = data::synthetic(&spec.data, 0);
             let w = data::initial_weights(spec.data.num_inputs, spec.train.init_std, 0);
             (d, w)
         })
+    });
+    group.bench_function("products G, P, K, Q", |b| {
+        b.iter(|| SeedFactors::new(&dataset, init.view()))
+    });
+    group.finish();
+
+    // The 18 jobs of one seed of the 900-job grid, as the sweep runs them.
+    let block: Vec<(f64, f64)> = [0.0, 0.001, 0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
+        .iter()
+        .flat_map(|&l| [0.01, 0.03].map(|r| (l, r)))
+        .collect();
+    let mut group = c.benchmark_group("block");
+    group.throughput(Throughput::Elements(block.len() as u64));
+    group.bench_function("18 jobs with curves", |b| {
+        b.iter(|| kernel::fit_block(&factors, &settings, &block, 0, true))
+    });
+    group.bench_function("18 jobs without curves", |b| {
+        b.iter(|| kernel::fit_block(&factors, &settings, &block, 0, false))
     });
     group.finish();
 }
@@ -42,7 +70,7 @@ fn whole_sweep(c: &mut Criterion) {
     let spec = Spec::from_toml(BOOK_GRID, "bench", "bench").unwrap();
     let jobs = spec.grid.len();
     let mut group = c.benchmark_group("sweep");
-    group.sample_size(10);
+    group.sample_size(20);
     group.throughput(Throughput::Elements(jobs));
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()

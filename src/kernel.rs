@@ -53,6 +53,9 @@ pub struct SeedFactors {
     w0_sq: f64,
     y: Vec<f64>,
     yv: Vec<f64>,
+    /// 0..n and 0..nv, the row lists of a full evaluation.
+    rows_train: Vec<usize>,
+    rows_val: Vec<usize>,
 }
 
 impl SeedFactors {
@@ -85,6 +88,8 @@ impl SeedFactors {
             w0_sq: init.dot(&init),
             y: data.y_train.to_vec(),
             yv: data.y_val.to_vec(),
+            rows_train: (0..n).collect(),
+            rows_val: (0..nv).collect(),
         }
     }
 }
@@ -101,7 +106,6 @@ struct Block {
 /// Reusable buffers of one block, so that the training loop allocates
 /// nothing.
 struct Scratch {
-    acc: Vec<f64>,
     /// The current minibatch's errors, row-major over the batch.
     err: Vec<f64>,
     err_sum: Vec<f64>,
@@ -111,49 +115,93 @@ struct Scratch {
     a_g_a: Vec<f64>,
 }
 
-/// Losses and ‖w‖² of every job of the block (all without the penalty).
-fn evaluate(f: &SeedFactors, st: &Block, s: &mut Scratch) {
+/// Losses and ‖w‖² of every job of the block (all without the penalty);
+/// the validation loss only when `with_val`, since it is the costliest part
+/// (num_val × num_train per job) and without curves only the last epoch's
+/// is reported.
+fn evaluate(f: &SeedFactors, st: &Block, s: &mut Scratch, with_val: bool) {
     let (n, jn) = (f.n, st.jobs);
     s.train.fill(0.0);
     s.a_p.fill(0.0);
     s.a_g_a.fill(0.0);
-    for r in 0..n {
-        // acc = G_r·a, over the coefficients in order.
-        s.acc.fill(0.0);
-        let g = &f.gram[r * n..(r + 1) * n];
-        for (i, &gi) in g.iter().enumerate() {
-            let a_i = &st.a[i * jn..(i + 1) * jn];
-            for (acc, &aij) in s.acc.iter_mut().zip(a_i) {
-                *acc += gi * aij;
-            }
-        }
-        let a_r = &st.a[r * jn..(r + 1) * jn];
-        for j in 0..jn {
-            let pred = st.c[j] * f.p[r] + s.acc[j] + st.b[j];
-            let e = pred - f.y[r];
-            s.train[j] += 0.5 * e * e;
-            s.a_p[j] += a_r[j] * f.p[r];
-            s.a_g_a[j] += a_r[j] * s.acc[j];
-        }
-    }
+    let (a, c, b) = (&st.a, &st.c, &st.b);
+    products(&f.gram, n, &f.rows_train, st, |r, j, dot| {
+        let e = c[j] * f.p[r] + dot + b[j] - f.y[r];
+        s.train[j] += 0.5 * e * e;
+        s.a_p[j] += a[r * jn + j] * f.p[r];
+        s.a_g_a[j] += a[r * jn + j] * dot;
+    });
     s.val.fill(0.0);
-    for v in 0..f.nv {
-        s.acc.fill(0.0);
-        let k = &f.k[v * n..(v + 1) * n];
-        for (i, &ki) in k.iter().enumerate() {
-            let a_i = &st.a[i * jn..(i + 1) * jn];
-            for (acc, &aij) in s.acc.iter_mut().zip(a_i) {
-                *acc += ki * aij;
-            }
-        }
-        for j in 0..jn {
-            let e = st.c[j] * f.q[v] + s.acc[j] + st.b[j] - f.yv[v];
+    if with_val {
+        products(&f.k, n, &f.rows_val, st, |v, j, dot| {
+            let e = c[j] * f.q[v] + dot + b[j] - f.yv[v];
             s.val[j] += 0.5 * e * e;
-        }
+        });
     }
     for j in 0..jn {
         s.train[j] /= n as f64;
-        s.val[j] /= f.nv as f64;
+        s.val[j] = if with_val {
+            s.val[j] / f.nv as f64
+        } else {
+            f64::NAN
+        };
+    }
+}
+
+/// Calls `each(slot, j, dot)` with dot = M_r·a_j for every row r =
+/// `rows[slot]` of the row-major matrix `m` (n columns) and every job j of
+/// the block: for each job the rows come in the order given.
+///
+/// This is nearly all of a job's arithmetic, so it runs in tiles of 4 rows
+/// × 4 jobs whose 16 sums stay in registers. Tiling changes no job's bits:
+/// every dot sums its products over the coefficients in order from 0.0,
+/// exactly as a plain loop would, and the rows reach `each` in order.
+fn products(
+    m: &[f64],
+    n: usize,
+    rows: &[usize],
+    st: &Block,
+    mut each: impl FnMut(usize, usize, f64),
+) {
+    const T: usize = 4;
+    let jn = st.jobs;
+    let tiled_jobs = jn - jn % T;
+    let plain =
+        |r: usize, j: usize| (0..n).fold(0.0, |sum, i| sum + m[r * n + i] * st.a[i * jn + j]);
+    let mut chunks = rows.chunks_exact(T);
+    let mut slot = 0;
+    for chunk in chunks.by_ref() {
+        for j0 in (0..tiled_jobs).step_by(T) {
+            let mut acc = [[0.0f64; T]; T];
+            for i in 0..n {
+                let a: &[f64; T] = st.a[i * jn + j0..i * jn + j0 + T]
+                    .try_into()
+                    .expect("a tile of T jobs");
+                for (sums, &r) in acc.iter_mut().zip(chunk) {
+                    let k = m[r * n + i];
+                    for (sum, &aij) in sums.iter_mut().zip(a) {
+                        *sum += k * aij;
+                    }
+                }
+            }
+            for (t, sums) in acc.iter().enumerate() {
+                for (l, &dot) in sums.iter().enumerate() {
+                    each(slot + t, j0 + l, dot);
+                }
+            }
+        }
+        // The jobs left over from the tiles, one at a time.
+        for (t, &r) in chunk.iter().enumerate() {
+            for j in tiled_jobs..jn {
+                each(slot + t, j, plain(r, j));
+            }
+        }
+        slot += T;
+    }
+    for (t, &r) in chunks.remainder().iter().enumerate() {
+        for j in 0..jn {
+            each(slot + t, j, plain(r, j));
+        }
     }
 }
 
@@ -162,13 +210,78 @@ fn w_sq(f: &SeedFactors, st: &Block, s: &Scratch, j: usize) -> f64 {
     st.c[j] * st.c[j] * f.w0_sq + 2.0 * st.c[j] * s.a_p[j] + s.a_g_a[j]
 }
 
+/// One minibatch step for every job of the block: all errors at the current
+/// weights first, then the shrink of every coefficient and the gradient
+/// step on the batch's rows.
+#[allow(clippy::too_many_arguments)]
+fn step(
+    f: &SeedFactors,
+    penalty: Penalty,
+    st: &mut Block,
+    s: &mut Scratch,
+    batch: &[usize],
+    lambda: &[f64],
+    lr: &[f64],
+    keep: &[f64],
+) {
+    let (n, jn) = (f.n, st.jobs);
+    let m = batch.len() as f64;
+    s.err_sum.fill(0.0);
+    products(&f.gram, n, batch, st, |slot, j, dot| {
+        let r = batch[slot];
+        let e = st.c[j] * f.p[r] + dot + st.b[j] - f.y[r];
+        s.err[slot * jn + j] = e;
+        s.err_sum[j] += e;
+    });
+    match penalty {
+        // w ← w − lr·(∇/m + λ·w), coefficient by coefficient.
+        Penalty::Loss => {
+            for j in 0..jn {
+                st.c[j] -= lr[j] * (lambda[j] * st.c[j]);
+            }
+            for a in st.a.chunks_mut(jn) {
+                for j in 0..jn {
+                    a[j] -= lr[j] * (lambda[j] * a[j]);
+                }
+            }
+        }
+        // w ← (1 − lr·λ)·w − lr·∇/m.
+        Penalty::Optimizer => {
+            for j in 0..jn {
+                st.c[j] *= keep[j];
+            }
+            for a in st.a.chunks_mut(jn) {
+                for j in 0..jn {
+                    a[j] *= keep[j];
+                }
+            }
+        }
+    }
+    for (slot, &r) in batch.iter().enumerate() {
+        let err = &s.err[slot * jn..(slot + 1) * jn];
+        let a_r = &mut st.a[r * jn..(r + 1) * jn];
+        for j in 0..jn {
+            a_r[j] -= lr[j] * (err[j] / m);
+        }
+    }
+    for j in 0..jn {
+        st.b[j] -= lr[j] * (s.err_sum[j] / m);
+    }
+}
+
 /// Trains every `(λ, lr)` of `jobs` on one seed; the outcomes come back in
 /// the same order. `seed` fixes the minibatch order, shared by all of them.
+/// With `curves` the losses of every epoch are recorded; without, the
+/// curves are empty and the validation loss is computed at the end only.
+/// Either way the final metrics are the same bits: a job diverges on its
+/// training loss and weights, checked every epoch, and on its final
+/// validation loss.
 pub fn fit_block(
     f: &SeedFactors,
     settings: &TrainSettings,
     jobs: &[(f64, f64)],
     seed: u64,
+    curves: bool,
 ) -> Vec<Outcome> {
     let (n, jn) = (f.n, jobs.len());
     let mut st = Block {
@@ -178,7 +291,6 @@ pub fn fit_block(
         b: vec![0.0; jn],
     };
     let mut s = Scratch {
-        acc: vec![0.0; jn],
         err: vec![0.0; settings.batch_size * jn],
         err_sum: vec![0.0; jn],
         train: vec![0.0; jn],
@@ -191,17 +303,19 @@ pub fn fit_block(
     let keep: Vec<f64> = jobs.iter().map(|&(l, r)| 1.0 - r * l).collect();
     let finite = |x: f64| x.is_finite().then_some(x);
 
-    let mut curves: Vec<Vec<EpochLoss>> = (0..jn)
-        .map(|_| Vec::with_capacity(settings.epochs + 1))
-        .collect();
+    let record = curves;
+    let capacity = if record { settings.epochs + 1 } else { 0 };
+    let mut curves: Vec<Vec<EpochLoss>> = (0..jn).map(|_| Vec::with_capacity(capacity)).collect();
     let mut active = vec![true; jn];
     let mut bound = vec![0.0; jn];
-    evaluate(f, &st, &mut s);
+    evaluate(f, &st, &mut s, record);
     for j in 0..jn {
-        curves[j].push(EpochLoss {
-            train: finite(s.train[j]),
-            val: finite(s.val[j]),
-        });
+        if record {
+            curves[j].push(EpochLoss {
+                train: finite(s.train[j]),
+                val: finite(s.val[j]),
+            });
+        }
         // Relative to the initial loss; a zero start must not make every
         // later step look divergent.
         bound[j] = settings.diverge_above * s.train[j].max(f64::MIN_POSITIVE);
@@ -210,79 +324,44 @@ pub fn fit_block(
 
     let mut order = vec![0; n];
     let mut shuffler = Shuffler::new(seed);
-    for _ in 0..settings.epochs {
+    let mut final_val = vec![None; jn];
+    for epoch in 1..=settings.epochs {
         if !active.iter().any(|&a| a) {
             break;
         }
+        let last = epoch == settings.epochs;
         shuffler.next_epoch(&mut order);
         for batch in order.chunks(settings.batch_size) {
-            let m = batch.len() as f64;
-            // Every error of the batch at the current weights first.
-            s.err_sum.fill(0.0);
-            for (slot, &r) in batch.iter().enumerate() {
-                s.acc.fill(0.0);
-                let g = &f.gram[r * n..(r + 1) * n];
-                for (i, &gi) in g.iter().enumerate() {
-                    let a_i = &st.a[i * jn..(i + 1) * jn];
-                    for (acc, &aij) in s.acc.iter_mut().zip(a_i) {
-                        *acc += gi * aij;
-                    }
-                }
-                let err = &mut s.err[slot * jn..(slot + 1) * jn];
-                for j in 0..jn {
-                    let e = st.c[j] * f.p[r] + s.acc[j] + st.b[j] - f.y[r];
-                    err[j] = e;
-                    s.err_sum[j] += e;
-                }
-            }
-            // Then the update of the coefficients: a shrink of all of them
-            // and the gradient step on the batch's rows.
-            match settings.penalty {
-                Penalty::Loss => {
-                    for j in 0..jn {
-                        st.c[j] -= lr[j] * (lambda[j] * st.c[j]);
-                    }
-                    for a in st.a.chunks_mut(jn) {
-                        for j in 0..jn {
-                            a[j] -= lr[j] * (lambda[j] * a[j]);
-                        }
-                    }
-                }
-                Penalty::Optimizer => {
-                    for j in 0..jn {
-                        st.c[j] *= keep[j];
-                    }
-                    for a in st.a.chunks_mut(jn) {
-                        for j in 0..jn {
-                            a[j] *= keep[j];
-                        }
-                    }
-                }
-            }
-            for (slot, &r) in batch.iter().enumerate() {
-                let err = &s.err[slot * jn..(slot + 1) * jn];
-                let a_r = &mut st.a[r * jn..(r + 1) * jn];
-                for j in 0..jn {
-                    a_r[j] -= lr[j] * (err[j] / m);
-                }
-            }
-            for j in 0..jn {
-                st.b[j] -= lr[j] * (s.err_sum[j] / m);
-            }
+            step(
+                f,
+                settings.penalty,
+                &mut st,
+                &mut s,
+                batch,
+                &lambda,
+                &lr,
+                &keep,
+            );
         }
 
-        evaluate(f, &st, &mut s);
+        evaluate(f, &st, &mut s, record || last);
         for j in 0..jn {
             if !active[j] {
                 continue;
             }
             let (train, val) = (s.train[j], s.val[j]);
-            curves[j].push(EpochLoss {
-                train: finite(train),
-                val: finite(val),
-            });
+            if record {
+                curves[j].push(EpochLoss {
+                    train: finite(train),
+                    val: finite(val),
+                });
+            }
+            if last {
+                final_val[j] = finite(val);
+            }
             let weights_finite = w_sq(f, &st, &s, j).is_finite() && st.b[j].is_finite();
-            if !(train.is_finite() && val.is_finite() && weights_finite) || train > bound[j] {
+            let val_ok = !last || val.is_finite();
+            if !(train.is_finite() && val_ok && weights_finite) || train > bound[j] {
                 active[j] = false;
                 // A stopped job's lane keeps running with the others; zeros
                 // keep its arithmetic cheap (no overflow, no subnormals).
@@ -300,11 +379,10 @@ pub fn fit_block(
         .enumerate()
         .map(|(j, curve)| {
             if active[j] {
-                let last = curve.last().expect("epoch 0 is always recorded");
                 Outcome {
                     status: Status::Ok,
-                    train_loss: last.train,
-                    val_loss: last.val,
+                    train_loss: Some(s.train[j]),
+                    val_loss: final_val[j],
                     l2_penalty: Some(0.5 * w_sq(f, &st, &s, j)),
                     curve,
                 }
@@ -350,7 +428,7 @@ mod tests {
                 penalty,
                 ..TrainSettings::default()
             };
-            let fast = fit_block(&f, &settings, &jobs, 3);
+            let fast = fit_block(&f, &settings, &jobs, 3, true);
             for (&(lambda, lr), got) in jobs.iter().zip(&fast) {
                 let want = train::fit(&data, &settings, lambda, lr, init.view(), 3).outcome;
                 let what = format!("{penalty:?} λ = {lambda}, lr = {lr}");
@@ -377,7 +455,7 @@ mod tests {
         let init = initial_weights(200, 0.01, 1);
         let f = SeedFactors::new(&data, init.view());
         let settings = TrainSettings::default();
-        let alone = fit_block(&f, &settings, &[(3.0, 0.01)], 1);
+        let alone = fit_block(&f, &settings, &[(3.0, 0.01)], 1, true);
         let crowd: Vec<(f64, f64)> = (0..37)
             .map(|i| {
                 if i == 20 {
@@ -387,7 +465,7 @@ mod tests {
                 }
             })
             .collect();
-        let together = fit_block(&f, &settings, &crowd, 1);
+        let together = fit_block(&f, &settings, &crowd, 1, true);
         assert_eq!(alone[0], together[20]);
         let bits = |o: &Outcome| {
             o.curve
@@ -396,5 +474,27 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(bits(&alone[0]), bits(&together[20]));
+    }
+
+    #[test]
+    fn final_metrics_are_the_same_bits_with_and_without_curves() {
+        let data = synthetic(&DataSettings::default(), 2);
+        let init = initial_weights(200, 0.01, 2);
+        let f = SeedFactors::new(&data, init.view());
+        let jobs: Vec<(f64, f64)> = [0.0, 0.3, 3.0]
+            .iter()
+            .flat_map(|&l| [0.01, 0.03, 10.0].map(|r| (l, r)))
+            .collect();
+        let settings = TrainSettings::default();
+        let with = fit_block(&f, &settings, &jobs, 2, true);
+        let without = fit_block(&f, &settings, &jobs, 2, false);
+        for (a, b) in with.iter().zip(&without) {
+            assert!(b.curve.is_empty());
+            assert_eq!(a.status, b.status);
+            let bits =
+                |o: &Outcome| [o.train_loss, o.val_loss, o.l2_penalty].map(|x| x.map(f64::to_bits));
+            assert_eq!(bits(a), bits(b));
+        }
+        assert!(with.iter().any(|o| o.status == Status::Diverged));
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use wdsweep::run::{self, DEFAULT_MAX_JOBS, RunOptions, UsageError};
+use wdsweep::run::{self, Curves, DEFAULT_MAX_JOBS, RunOptions, UsageError};
 use wdsweep::shard::Shard;
 use wdsweep::slurm::{self, SlurmOptions};
 use wdsweep::spec::SpecError;
@@ -59,6 +59,14 @@ enum Command {
         /// or JOB_COMPLETION_INDEX.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         shards: Option<u64>,
+        /// Keep per-epoch losses of every job in curves.parquet: on, off, or
+        /// auto (on for grids of up to 100 000 jobs).
+        #[arg(long, value_enum, default_value_t = Curves::Auto)]
+        curves: Curves,
+        /// Print where the wall time went (spec, data, training, writing,
+        /// aggregation, plots).
+        #[arg(short, long, visible_alias = "timings")]
+        verbose: bool,
     },
     /// Rerun a spec and compare every job, bit for bit, with a results
     /// folder; exit 1 on any difference. Use it to guard a sweep in CI.
@@ -131,6 +139,8 @@ fn main() -> ExitCode {
             dry_run,
             shard,
             shards,
+            curves,
+            verbose,
         } => {
             let shard = match shards {
                 Some(n) => Shard::from_env(n, |k| std::env::var(k).ok())
@@ -147,6 +157,8 @@ fn main() -> ExitCode {
                     fresh,
                     max_jobs: common.max_jobs,
                     shard,
+                    curves,
+                    verbose,
                 };
                 if dry_run {
                     run::dry_run(&opts).map(|text| {

@@ -26,7 +26,7 @@ use crate::signals::{self, Stop};
 use crate::spec::Spec;
 use crate::store;
 use crate::summary::{self, Choice};
-use crate::sweep::{self, JobResult, Progress};
+use crate::sweep::{self, Clock, Control, JobResult, Progress};
 use crate::train::Status;
 
 /// A mistake in how the tool was called (exit code 2), as opposed to a
@@ -62,6 +62,43 @@ pub struct RunOptions {
     pub max_jobs: u64,
     /// Run only this shard of the grid, under `OUT/shards/`.
     pub shard: Option<Shard>,
+    /// Whether to keep per-epoch curves (`curves.parquet`).
+    pub curves: Curves,
+    /// Print where the wall time went.
+    pub verbose: bool,
+}
+
+/// `--curves`: per-epoch losses of every job, or only the final metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Curves {
+    On,
+    Off,
+    /// On for grids of up to [`AUTO_CURVES_MAX_JOBS`] jobs.
+    Auto,
+}
+
+/// Above this many jobs `--curves auto` keeps no curves: they would cost
+/// about 350 bytes of memory per job and most of the training time.
+pub const AUTO_CURVES_MAX_JOBS: u64 = 100_000;
+
+impl Curves {
+    pub fn keep(self, jobs: u64) -> bool {
+        match self {
+            Curves::On => true,
+            Curves::Off => false,
+            Curves::Auto => jobs <= AUTO_CURVES_MAX_JOBS,
+        }
+    }
+}
+
+/// Wall time of the steps of a run, for `-v`.
+#[derive(Debug, Default)]
+struct Timings {
+    spec: f64,
+    training: f64,
+    tables: f64,
+    summary: f64,
+    plots: f64,
 }
 
 /// What a run found.
@@ -265,6 +302,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         done,
         dropped_bytes,
     } = Journal::open(&dir)?;
+    // Decided on the whole grid, so that every shard of a sweep agrees.
+    let keep_curves = opts.curves.keep(spec.grid.len());
     let grid = &spec.grid;
     let in_scope = |job: u64| opts.shard.is_none_or(|s| s.owns(job));
     let total = (0..grid.len()).filter(|&j| in_scope(j)).count() as u64;
@@ -278,7 +317,11 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             grid.seeds.get(index.seed),
         );
         let key = job_key(&spec.data, &spec.train, lambda, lr, seed);
-        match done.get(&key) {
+        // A record without its curve cannot serve a run that keeps curves.
+        let usable = done
+            .get(&key)
+            .filter(|r| !keep_curves || !r.outcome.curve.is_empty());
+        match usable {
             Some(record) => {
                 let outcome = record.outcome.clone();
                 results.push(JobResult {
@@ -334,13 +377,27 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         }
     }
 
+    if !opts.quiet && !keep_curves {
+        eprintln!("wdsweep: keeping no per-epoch curves (--curves on keeps them)");
+    }
+    let mut timings = Timings {
+        spec: started.elapsed().as_secs_f64(),
+        ..Timings::default()
+    };
     let progress = Progress::new(todo.len() as u64, opts.quiet);
+    let clock = Clock::default();
     let train_started = Instant::now();
     let (fresh, journal_error) = {
         let (tx, rx) = mpsc::channel::<JobResult>();
         let writer = spawn_journal_writer(journal, rx, stop.clone());
         pool.install(|| {
-            sweep::run_jobs_with(&spec, &todo, &progress, &stop, &|r| {
+            let control = Control {
+                progress: &progress,
+                stop: &stop,
+                curves: keep_curves,
+                clock: &clock,
+            };
+            sweep::run_jobs_with(&spec, &todo, &control, &|r| {
                 // The writer outlives the sender, so a send cannot fail.
                 let _ = tx.send(r);
             })
@@ -352,6 +409,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     };
     progress.finish();
     let train_secs = train_started.elapsed().as_secs_f64();
+    timings.training = train_secs;
     let ran = fresh.len();
     results.extend(fresh);
     results.sort_by_key(|r| r.index.job);
@@ -393,8 +451,30 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             shard: Some(shard),
         });
     }
-    let (cells, choice) = write_outputs(&out, &spec, &results, complete)?;
+    let (cells, choice) = write_outputs(
+        &out,
+        &spec,
+        &results,
+        complete,
+        keep_curves,
+        Some(&mut timings),
+    )?;
     let diverged: u64 = cells.iter().map(|c| c.n_diverged).sum();
+    if opts.verbose {
+        let threads = pool.current_num_threads();
+        eprintln!(
+            "wdsweep: wall time: spec, grid and journal {:.4} s; training {:.4} s on {threads} \
+             threads (of their time, {:.4} s making data sets and products, {:.4} s in the \
+             kernel); writing tables {:.4} s; aggregation {:.4} s; plots {:.4} s",
+            timings.spec,
+            timings.training,
+            Clock::secs(&clock.data_ns),
+            Clock::secs(&clock.train_ns),
+            timings.tables,
+            timings.summary,
+            timings.plots
+        );
+    }
     if !opts.quiet {
         print_outcome(&cells, choice.as_ref(), results.len() as u64, total);
         if !complete {
@@ -471,7 +551,15 @@ pub fn merge(out: &Path, quiet: bool, max_jobs: u64) -> Result<MergeReport> {
     claim_folder(out, &merged.spec, false)?;
     store::write_text(&out.join("spec.toml"), &report::spec_as_run(&merged.spec))?;
     let complete = merged.complete();
-    let (cells, choice) = write_outputs(out, &merged.spec, &merged.results, complete)?;
+    let keep_curves = merged.results.iter().all(|r| !r.outcome.curve.is_empty());
+    let (cells, choice) = write_outputs(
+        out,
+        &merged.spec,
+        &merged.results,
+        complete,
+        keep_curves,
+        None,
+    )?;
     if !quiet {
         print_outcome(
             &cells,
@@ -493,22 +581,45 @@ pub fn merge(out: &Path, quiet: bool, max_jobs: u64) -> Result<MergeReport> {
 
 /// Writes every final file of a folder from the results at hand (in job
 /// order); `complete` is false when some jobs of the grid are missing.
-pub fn write_outputs(
+fn write_outputs(
     out: &Path,
     spec: &Spec,
     results: &[JobResult],
     complete: bool,
+    keep_curves: bool,
+    timings: Option<&mut Timings>,
 ) -> Result<(Vec<summary::Cell>, Option<Choice>)> {
+    let mut local = Timings::default();
+    let timings = timings.unwrap_or(&mut local);
+    let mut clock = Instant::now();
+    let mut lap = || {
+        let secs = clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+        secs
+    };
     let mut jobs = store::jobs_frame(results)?;
-    let mut curves = store::curves_frame(results)?;
     store::write_parquet(&out.join("jobs.parquet"), &mut jobs)?;
     store::write_csv(&out.join("jobs.csv"), &mut jobs)?;
-    store::write_parquet(&out.join("curves.parquet"), &mut curves)?;
+    let curves_path = out.join("curves.parquet");
+    let curves = if keep_curves {
+        let mut curves = store::curves_frame(results)?;
+        store::write_parquet(&curves_path, &mut curves)?;
+        Some(curves)
+    } else {
+        // A curves table from an earlier run would not match these jobs.
+        if curves_path.exists() {
+            fs::remove_file(&curves_path)
+                .with_context(|| format!("cannot remove {}", curves_path.display()))?;
+        }
+        None
+    };
+    timings.tables = lap();
 
     let mut summary = summary::summarize(&jobs)?;
     store::write_csv(&out.join("summary.csv"), &mut summary)?;
     let cells = summary::cells(&summary)?;
     let choice = summary::choose(&cells);
+    timings.summary = lap();
     store::write_text(
         &out.join("summary.md"),
         &report::summary_markdown(&spec.name, &cells, choice.as_ref(), complete),
@@ -523,9 +634,10 @@ pub fn write_outputs(
         &cells,
         choice.as_ref(),
         &jobs,
-        &curves,
+        curves.as_ref(),
         !complete,
     )?;
+    timings.plots = lap();
     Ok((cells, choice))
 }
 
@@ -591,7 +703,7 @@ fn draw(
     cells: &[summary::Cell],
     choice: Option<&Choice>,
     jobs: &polars::prelude::DataFrame,
-    curves: &polars::prelude::DataFrame,
+    curves: Option<&polars::prelude::DataFrame>,
     partial: bool,
 ) -> Result<()> {
     let points: Vec<plot::Cell> = cells
@@ -630,6 +742,18 @@ fn draw(
     if let Some(c) = choice.filter(|c| c.lambda != smallest) {
         lambdas.push(c.lambda);
     }
+    let rerun;
+    let curves = match curves {
+        Some(c) => c,
+        None => {
+            // Without curves kept, run the plotted jobs again with them: a
+            // job's result is the same bits whenever it runs, and these are
+            // a few jobs per seed.
+            let wanted = summary::plotted_jobs(jobs, lr, &lambdas)?;
+            rerun = store::curves_frame(&sweep::run_jobs(spec, &wanted, &Progress::new(0, true)))?;
+            &rerun
+        }
+    };
     let means = summary::mean_curves(jobs, curves, lr, &lambdas)?;
     let lam = means.column("lambda")?.f64()?;
     let train = means.column("train_loss")?.f64()?;

@@ -113,11 +113,18 @@ pub fn run_all(spec: &Spec, progress: &Progress) -> Vec<JobResult> {
     run_jobs(spec, &jobs, progress)
 }
 
-/// Runs the given jobs of the spec's grid (each below `grid.len()`) and
-/// returns their results sorted by job number.
+/// Runs the given jobs of the spec's grid (each below `grid.len()`), with
+/// their curves, and returns their results sorted by job number.
 pub fn run_jobs(spec: &Spec, jobs: &[u64], progress: &Progress) -> Vec<JobResult> {
     let results = Mutex::new(Vec::with_capacity(jobs.len()));
-    run_jobs_with(spec, jobs, progress, &Stop::new(), &|r| {
+    let (stop, clock) = (Stop::new(), Clock::default());
+    let control = Control {
+        progress,
+        stop: &stop,
+        curves: true,
+        clock: &clock,
+    };
+    run_jobs_with(spec, jobs, &control, &|r| {
         results
             .lock()
             .expect("no job panics while holding the lock")
@@ -128,16 +135,45 @@ pub fn run_jobs(spec: &Spec, jobs: &[u64], progress: &Progress) -> Vec<JobResult
     results
 }
 
+/// Where the worker threads' time goes, summed over threads.
+#[derive(Debug, Default)]
+pub struct Clock {
+    /// Making data sets and their products.
+    pub data_ns: AtomicU64,
+    /// Training.
+    pub train_ns: AtomicU64,
+}
+
+impl Clock {
+    fn add(counter: &AtomicU64, since: Instant) {
+        counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn secs(counter: &AtomicU64) -> f64 {
+        counter.load(Ordering::Relaxed) as f64 * 1e-9
+    }
+}
+
+/// How a sweep is run: where progress goes, when to stop, whether to keep
+/// per-epoch curves, and where to count time.
+pub struct Control<'a> {
+    pub progress: &'a Progress,
+    /// Once requested, no further job starts; running ones finish and are
+    /// handed over.
+    pub stop: &'a Stop,
+    pub curves: bool,
+    pub clock: &'a Clock,
+}
+
 /// Runs the given jobs, handing each result to `done` as it finishes (from
-/// the worker thread, in no particular order). Once `stop` is requested no
-/// further job starts; jobs already running finish and are handed over.
+/// the worker thread, in no particular order).
 pub fn run_jobs_with(
     spec: &Spec,
     jobs: &[u64],
-    progress: &Progress,
-    stop: &Stop,
+    control: &Control,
     done: &(dyn Fn(JobResult) + Sync),
 ) {
+    let (progress, stop) = (control.progress, control.stop);
     let grid = &spec.grid;
 
     // Group by seed, so that each seed's data set is made once.
@@ -152,11 +188,13 @@ pub fn run_jobs_with(
         if stop.requested() {
             return;
         }
+        let started = Instant::now();
         let seed = grid.seeds.get(*si);
         let dataset = data::synthetic(&spec.data, seed);
         let init = data::initial_weights(spec.data.num_inputs, spec.train.init_std, seed);
         let factors = SeedFactors::new(&dataset, init.view());
         drop(dataset);
+        Clock::add(&control.clock.data_ns, started);
         // A block's size changes no job's arithmetic (see `kernel`); it only
         // sets how much work one task takes.
         indices.par_chunks(BLOCK).for_each(|block| {
@@ -167,7 +205,10 @@ pub fn run_jobs_with(
                 .iter()
                 .map(|i| (grid.lambdas[i.lambda], grid.lrs[i.lr]))
                 .collect();
-            let outcomes = kernel::fit_block(&factors, &spec.train, &settings, seed);
+            let started = Instant::now();
+            let outcomes =
+                kernel::fit_block(&factors, &spec.train, &settings, seed, control.curves);
+            Clock::add(&control.clock.train_ns, started);
             for (&index, (outcome, (lambda, lr))) in
                 block.iter().zip(outcomes.into_iter().zip(settings))
             {
