@@ -143,6 +143,17 @@ impl Grid {
         }
     }
 
+    /// Job `job`'s position and values: (position, λ, lr, seed).
+    pub fn point(&self, job: u64) -> (JobIndex, f64, f64, u64) {
+        let index = self.index(job);
+        (
+            index,
+            self.lambdas[index.lambda],
+            self.lrs[index.lr],
+            self.seeds.get(index.seed),
+        )
+    }
+
     /// The job number of a point of the grid.
     pub fn job(&self, lambda: usize, lr: usize, seed: usize) -> u64 {
         ((lambda as u64) * (self.lrs.len() as u64) + lr as u64) * self.seeds.len() + seed as u64

@@ -310,12 +310,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let mut results = Vec::new();
     let mut todo = Vec::new();
     for job in (0..grid.len()).filter(|&j| in_scope(j)) {
-        let index = grid.index(job);
-        let (lambda, lr, seed) = (
-            grid.lambdas[index.lambda],
-            grid.lrs[index.lr],
-            grid.seeds.get(index.seed),
-        );
+        let (index, lambda, lr, seed) = grid.point(job);
         let key = job_key(&spec.data, &spec.train, lambda, lr, seed);
         // A record without its curve cannot serve a run that keeps curves.
         let usable = done

@@ -270,12 +270,7 @@ pub fn gather(out: &Path, max_jobs: u64) -> Result<Merged> {
     let mut results = Vec::new();
     let mut tally: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     for job in 0..grid.len() {
-        let index = grid.index(job);
-        let (lambda, lr, seed) = (
-            grid.lambdas[index.lambda],
-            grid.lrs[index.lr],
-            grid.seeds.get(index.seed),
-        );
+        let (index, lambda, lr, seed) = grid.point(job);
         let key = job_key(&spec.data, &spec.train, lambda, lr, seed);
         let entry = tally.entry(job % count).or_default();
         entry.1 += 1;

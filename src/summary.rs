@@ -135,48 +135,34 @@ pub fn choose(cells: &[Cell]) -> Option<Choice> {
         })
 }
 
-/// The job numbers of the ok jobs of one lr and the given λ's: those whose
-/// curves the loss-curve figure averages.
-pub fn plotted_jobs(jobs: &DataFrame, lr: f64, lambdas: &[f64]) -> Result<Vec<u64>> {
+/// The ok jobs of one lr and the given λ's: those whose curves the
+/// loss-curve figure averages.
+fn plotted(jobs: &DataFrame, lr: f64, lambdas: &[f64]) -> LazyFrame {
     let wanted = lambdas
         .iter()
         .fold(lit(false), |any, &l| any.or(col("lambda").eq(lit(l))));
-    let picked = jobs
-        .clone()
+    let ok = col("status").eq(lit("ok"));
+    jobs.clone()
         .lazy()
-        .filter(
-            col("status")
-                .eq(lit("ok"))
-                .and(col("lr").eq(lit(lr)))
-                .and(wanted),
-        )
-        .select([col("job")])
-        .collect()?;
+        .filter(ok.and(col("lr").eq(lit(lr))).and(wanted))
+}
+
+/// The job numbers of [`plotted`] jobs.
+pub fn plotted_jobs(jobs: &DataFrame, lr: f64, lambdas: &[f64]) -> Result<Vec<u64>> {
+    let picked = plotted(jobs, lr, lambdas).select([col("job")]).collect()?;
     let ca = picked.column("job")?.u64()?;
     Ok((0..ca.len()).filter_map(|i| ca.get(i)).collect())
 }
 
-/// Mean training and validation loss per epoch over the ok jobs of one lr
-/// and the given λ's: columns lambda, epoch, train_loss, val_loss, sorted.
+/// Mean training and validation loss per epoch over the [`plotted`] jobs:
+/// columns lambda, epoch, train_loss, val_loss, sorted.
 pub fn mean_curves(
     jobs: &DataFrame,
     curves: &DataFrame,
     lr: f64,
     lambdas: &[f64],
 ) -> Result<DataFrame> {
-    let wanted = lambdas
-        .iter()
-        .fold(lit(false), |any, &l| any.or(col("lambda").eq(lit(l))));
-    let chosen = jobs
-        .clone()
-        .lazy()
-        .filter(
-            col("status")
-                .eq(lit("ok"))
-                .and(col("lr").eq(lit(lr)))
-                .and(wanted),
-        )
-        .select([col("job"), col("lambda")]);
+    let chosen = plotted(jobs, lr, lambdas).select([col("job"), col("lambda")]);
     let df = curves
         .clone()
         .lazy()

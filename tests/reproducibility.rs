@@ -139,23 +139,7 @@ fn two_runs_and_two_thread_counts_write_byte_identical_files() {
             out
         })
         .collect();
-    for name in [
-        "spec.toml",
-        "jobs.csv",
-        "jobs.parquet",
-        "curves.parquet",
-        "summary.csv",
-        "summary.md",
-        "best.json",
-        "val_loss_vs_lambda.png",
-        "loss_curves.png",
-    ] {
-        let first = std::fs::read(outs[0].join(name)).unwrap();
-        for out in &outs[1..] {
-            assert!(
-                first == std::fs::read(out.join(name)).unwrap(),
-                "{name} differs in {out:?}"
-            );
-        }
+    for out in &outs[1..] {
+        assert_same_files(&outs[0], out);
     }
 }

@@ -23,28 +23,6 @@ lr = [0.01, 0.03]
 seed = { count = 24 }
 "#;
 
-const FINAL_FILES: [&str; 9] = [
-    "spec.toml",
-    "jobs.csv",
-    "jobs.parquet",
-    "curves.parquet",
-    "summary.csv",
-    "summary.md",
-    "best.json",
-    "val_loss_vs_lambda.png",
-    "loss_curves.png",
-];
-
-fn assert_same_files(a: &Path, b: &Path) {
-    for name in FINAL_FILES {
-        let (x, y) = (
-            std::fs::read(a.join(name)).unwrap(),
-            std::fs::read(b.join(name)).unwrap(),
-        );
-        assert!(x == y, "{name} differs between {a:?} and {b:?}");
-    }
-}
-
 /// An uninterrupted run of `LONG`, made once and shared by the tests.
 fn long_reference() -> PathBuf {
     static REFERENCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();

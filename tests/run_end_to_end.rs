@@ -29,17 +29,7 @@ fn a_small_sweep_writes_every_file() {
     let o = run(&spec, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
 
-    for name in [
-        "spec.toml",
-        "jobs.parquet",
-        "jobs.csv",
-        "curves.parquet",
-        "summary.csv",
-        "summary.md",
-        "best.json",
-        "val_loss_vs_lambda.png",
-        "loss_curves.png",
-    ] {
+    for name in FINAL_FILES {
         assert!(out.join(name).is_file(), "{name} is missing");
     }
 

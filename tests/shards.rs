@@ -9,18 +9,6 @@ use common::*;
 
 const SPEC: &str = "[data]\nnum_inputs = 30\n[grid]\nlambda = [0, 0.3, 3]\nlr = [0.01, 0.03]\nseed = { count = 4 }\n";
 
-const FINAL_FILES: [&str; 9] = [
-    "spec.toml",
-    "jobs.csv",
-    "jobs.parquet",
-    "curves.parquet",
-    "summary.csv",
-    "summary.md",
-    "best.json",
-    "val_loss_vs_lambda.png",
-    "loss_curves.png",
-];
-
 fn shard(spec: &Path, out: &Path, which: &str) -> std::process::Output {
     wdsweep()
         .arg("run")
@@ -54,13 +42,7 @@ fn merged_shards_equal_a_single_run_byte_for_byte() {
     }
     let o = merge(&out);
     assert!(o.status.success(), "{}", stderr(&o));
-    for name in FINAL_FILES {
-        let (a, b) = (
-            std::fs::read(single.join(name)).unwrap(),
-            std::fs::read(out.join(name)).unwrap(),
-        );
-        assert!(a == b, "{name} differs after merging");
-    }
+    assert_same_files(&single, &out);
 }
 
 #[test]

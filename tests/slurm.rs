@@ -131,24 +131,5 @@ fn a_sharded_sweep_runs_on_slurm_reports_a_failed_shard_and_merges_after_its_rer
     let single = dir.path().join("single");
     let o = run(&spec, &single, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    for name in [
-        "spec.toml",
-        "jobs.csv",
-        "jobs.parquet",
-        "curves.parquet",
-        "summary.csv",
-        "summary.md",
-        "best.json",
-        "val_loss_vs_lambda.png",
-        "loss_curves.png",
-    ] {
-        let (a, b) = (
-            std::fs::read(single.join(name)).unwrap(),
-            std::fs::read(out.join(name)).unwrap(),
-        );
-        assert!(
-            a == b,
-            "{name} differs between the Slurm merge and a single run"
-        );
-    }
+    assert_same_files(&single, &out);
 }

@@ -59,3 +59,27 @@ pub fn png_size(path: &Path) -> (u32, u32) {
     let info = reader.next_frame(&mut buf).unwrap();
     (info.width, info.height)
 }
+
+/// Every final file of a results folder (all but the journal and the lock).
+pub const FINAL_FILES: [&str; 9] = [
+    "spec.toml",
+    "jobs.csv",
+    "jobs.parquet",
+    "curves.parquet",
+    "summary.csv",
+    "summary.md",
+    "best.json",
+    "val_loss_vs_lambda.png",
+    "loss_curves.png",
+];
+
+/// Asserts that two results folders hold byte-identical final files.
+pub fn assert_same_files(a: &Path, b: &Path) {
+    for name in FINAL_FILES {
+        let (x, y) = (
+            std::fs::read(a.join(name)).unwrap(),
+            std::fs::read(b.join(name)).unwrap(),
+        );
+        assert!(x == y, "{name} differs between {a:?} and {b:?}");
+    }
+}
