@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::data;
@@ -59,9 +59,15 @@ impl Progress {
             bar.set_style(
                 ProgressStyle::with_template(
                     "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} jobs \
-                     ({per_sec}, eta {eta})",
+                     ({rate}, eta {eta})",
                 )
-                .expect("a valid progress template"),
+                .expect("a valid progress template")
+                .with_key(
+                    "rate",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} jobs/s", state.per_sec());
+                    },
+                ),
             );
             Mode::Bar(bar)
         } else {
