@@ -160,6 +160,9 @@ impl Grid {
     }
 }
 
+/// The most values one float axis may expand to.
+pub const MAX_AXIS: u64 = 100_000_000;
+
 /// How many values an axis will expand to, without expanding it.
 pub fn float_axis_len(axis: &FloatAxis) -> u64 {
     match axis {
@@ -188,6 +191,12 @@ pub fn float_axis_len(axis: &FloatAxis) -> u64 {
 /// Expands a float axis into its values, checking them against `bound`.
 /// `key` names the axis in messages (`[grid] lambda`).
 pub fn expand_float(axis: &FloatAxis, key: &str, bound: Bound) -> Result<Vec<f64>, String> {
+    let len = float_axis_len(axis);
+    if len > MAX_AXIS {
+        return Err(format!(
+            "{key} would have {len} values, more than the {MAX_AXIS} one axis may hold"
+        ));
+    }
     let mut values = match axis {
         FloatAxis::List(v) => v.clone(),
         FloatAxis::Log {

@@ -304,7 +304,12 @@ pub fn fit_block(
     let finite = |x: f64| x.is_finite().then_some(x);
 
     let record = curves;
-    let capacity = if record { settings.epochs + 1 } else { 0 };
+    // A hint only: a run of a million epochs must not reserve it up front.
+    let capacity = if record {
+        (settings.epochs + 1).min(1024)
+    } else {
+        0
+    };
     let mut curves: Vec<Vec<EpochLoss>> = (0..jn).map(|_| Vec::with_capacity(capacity)).collect();
     let mut active = vec![true; jn];
     let mut bound = vec![0.0; jn];

@@ -15,6 +15,7 @@ pub mod kernel;
 pub mod key;
 pub mod lock;
 pub mod numfmt;
+pub mod output;
 pub mod plot;
 pub mod report;
 pub mod run;

@@ -10,6 +10,7 @@ use wdsweep::shard::Shard;
 use wdsweep::slurm::{self, SlurmOptions};
 use wdsweep::spec::SpecError;
 use wdsweep::verify::{self, VerifyOptions};
+use wdsweep::{say, tell};
 
 /// Weight-decay (L2) sweeps: train every (λ, lr, seed) of a grid in
 /// parallel and find the λ with the lowest validation loss.
@@ -77,7 +78,7 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         against: PathBuf,
         /// Check only K jobs, drawn the same way on every run.
-        #[arg(long, value_name = "K")]
+        #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
         sample: Option<u64>,
         #[command(flatten)]
         common: Common,
@@ -162,7 +163,7 @@ fn main() -> ExitCode {
                 };
                 if dry_run {
                     run::dry_run(&opts).map(|text| {
-                        println!("{text}");
+                        say!("{text}");
                         0
                     })
                 } else {
@@ -184,7 +185,7 @@ fn main() -> ExitCode {
                 max_jobs: common.max_jobs,
             };
             verify::verify(&opts).map(|report| {
-                print!("{}", verify::render(&report, &opts.against));
+                say!("{}", verify::render(&report, &opts.against).trim_end());
                 if report.passed() { 0 } else { 1 }
             })
         }
@@ -206,13 +207,13 @@ fn main() -> ExitCode {
             slurm::prepare(&opts).and_then(|scripts| {
                 if a.submit {
                     let ids = slurm::submit(&scripts)?;
-                    println!("submitted the shard array as job {}", ids.array);
-                    println!(
+                    say!("submitted the shard array as job {}", ids.array);
+                    say!(
                         "submitted the merge job as job {} (runs after the array)",
                         ids.merge
                     );
                 } else {
-                    println!("{}", scripts.instructions());
+                    say!("{}", scripts.instructions());
                 }
                 Ok(0)
             })
@@ -221,7 +222,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("wdsweep: error: {err:#}");
+            tell!("wdsweep: error: {err:#}");
             let usage = err.downcast_ref::<SpecError>().is_some()
                 || err.downcast_ref::<UsageError>().is_some();
             ExitCode::from(if usage { 2 } else { 1 })

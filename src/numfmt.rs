@@ -43,6 +43,15 @@ pub fn sig(x: f64, digits: usize) -> String {
     short(value)
 }
 
+/// `word`, or its plural for any count but one: "1 seed", "2 seeds".
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
 /// A count with its thousands set apart by spaces: `1 950`.
 pub fn grouped(n: u64) -> String {
     let digits = n.to_string();

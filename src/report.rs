@@ -129,11 +129,12 @@ pub fn choice_line(choice: Option<&Choice>) -> String {
                 .map(|s| format!(" ± {}", sig(s, 2)))
                 .unwrap_or_default();
             format!(
-                "λ = {}, lr = {}: val_loss {}{sem} (mean ± SEM over {} seeds)",
+                "λ = {}, lr = {}: val_loss {}{sem} (mean ± SEM over {} {})",
                 short(c.lambda),
                 short(c.lr),
                 sig(c.val_loss_mean, 4),
-                c.n_ok
+                c.n_ok,
+                crate::numfmt::plural(c.n_ok, "seed")
             )
         }
         None => "no λ can be chosen: every (λ, lr) cell has diverged jobs; try smaller \

@@ -13,12 +13,13 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use crate::{say, tell};
 use anyhow::{Context, Result, anyhow};
 
 use crate::journal::{self, Journal, Opened};
-use crate::key::{experiment_hash, job_key};
+use crate::key::{NUMERICS_VERSION, experiment_hash, job_key};
 use crate::lock;
-use crate::numfmt::grouped;
+use crate::numfmt::{grouped, plural};
 use crate::plot;
 use crate::report;
 use crate::shard::{self, Shard};
@@ -82,11 +83,15 @@ pub enum Curves {
 pub const AUTO_CURVES_MAX_JOBS: u64 = 100_000;
 
 impl Curves {
-    pub fn keep(self, jobs: u64) -> bool {
+    /// Whether a grid of `jobs` jobs of `epochs` epochs keeps curves. `auto`
+    /// also drops them when they would pass ten million rows (320 MB).
+    pub fn keep(self, jobs: u64, epochs: usize) -> bool {
         match self {
             Curves::On => true,
             Curves::Off => false,
-            Curves::Auto => jobs <= AUTO_CURVES_MAX_JOBS,
+            Curves::Auto => {
+                jobs <= AUTO_CURVES_MAX_JOBS && jobs.saturating_mul(epochs as u64 + 1) <= 10_000_000
+            }
         }
     }
 }
@@ -167,6 +172,19 @@ fn inspect_folder(out: &Path, spec: &Spec) -> Result<Folder> {
     }))
 }
 
+/// Refuses a folder that holds another experiment's results.
+pub(crate) fn refuse_foreign(out: &Path, spec: &Spec) -> Result<()> {
+    if let Folder::Different(what) = inspect_folder(out, spec)? {
+        return Err(UsageError(format!(
+            "{} holds results of a different experiment ({what}); pass --fresh to replace \
+             them, or --out DIR to write elsewhere",
+            out.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Makes `out` ready for this experiment. A folder that holds another
 /// experiment's results is refused unless `fresh`, which removes only the
 /// files wdsweep writes.
@@ -179,15 +197,43 @@ fn claim_folder(out: &Path, spec: &Spec, fresh: bool) -> Result<()> {
                     .with_context(|| format!("cannot remove {}", path.display()))?;
             }
         }
-    } else if let Folder::Different(what) = inspect_folder(out, spec)? {
-        return Err(UsageError(format!(
-            "{} holds results of a different experiment ({what}); pass --fresh to replace \
-             them, or --out DIR to write elsewhere",
-            out.display()
-        ))
-        .into());
+    } else {
+        refuse_foreign(out, spec)?;
     }
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    remove_stale_temporaries(out)
+}
+
+/// Warns when a spec.toml written by other numerics is rerun: its jobs
+/// will not reproduce the numbers stored beside it.
+pub fn warn_numerics(spec: &Spec, quiet: bool) {
+    if let Some(v) = spec
+        .recorded_numerics
+        .filter(|&v| v != i64::from(NUMERICS_VERSION))
+        && !quiet
+    {
+        tell!(
+            "wdsweep: warning: this spec.toml records numerics version {v}, and this wdsweep \
+             computes with version {NUMERICS_VERSION}: its numbers will differ from the results \
+             it was written with"
+        );
+    }
+}
+
+/// Removes `.NAME.tmp-PID` files that a killed run left mid-write. The
+/// caller holds the folder's lock, so no live run is writing them.
+fn remove_stale_temporaries(out: &Path) -> Result<()> {
+    let entries = fs::read_dir(out).with_context(|| format!("cannot list {}", out.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = OUTPUT_FILES
+            .iter()
+            .any(|f| name.starts_with(&format!(".{f}.tmp-")));
+        if ours {
+            let path = entry.path();
+            fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
     Ok(())
 }
 
@@ -248,20 +294,58 @@ pub fn dry_run(opts: &RunOptions) -> Result<String> {
     let folder = match inspect_folder(&out, &spec)? {
         Folder::Unclaimed if out.exists() => "exists, holds no wdsweep results".to_string(),
         Folder::Unclaimed => "new".to_string(),
-        Folder::Same => "holds this experiment's results, which a run rewrites".to_string(),
+        Folder::Same if opts.fresh => {
+            "holds this experiment's results, which --fresh would discard".to_string()
+        }
+        Folder::Same => "holds this experiment's results; a run reuses them".to_string(),
+        Folder::Different(what) if opts.fresh => {
+            format!("holds a different experiment ({what}), which --fresh would discard")
+        }
         Folder::Different(what) => {
             format!("holds a DIFFERENT experiment ({what}); a run refuses without --fresh")
         }
     };
     let g = &spec.grid;
+
+    // What a run would do: which jobs, and how many are already done.
+    let scope = |job: u64| opts.shard.is_none_or(|s| s.owns(job));
+    let mut journals = vec![match opts.shard {
+        Some(s) => s.dir(&out).join(journal::JOURNAL_FILE),
+        None => out.join(journal::JOURNAL_FILE),
+    }];
+    if opts.shard.is_none() {
+        journals.extend(shard::shard_journals(&out)?);
+    }
+    let records = if opts.fresh {
+        Default::default()
+    } else {
+        shard::read_journals(&journals)?
+    };
+    let (mut wanted, mut done) = (0u64, 0u64);
+    for job in (0..g.len()).filter(|&j| scope(j)) {
+        let (_, lambda, lr, seed) = g.point(job);
+        wanted += 1;
+        done +=
+            u64::from(records.contains_key(&job_key(&spec.data, &spec.train, lambda, lr, seed)));
+    }
+    let shard_line = match opts.shard {
+        Some(s) => format!(
+            "shard:   {s}: {} of the jobs, in {}\n",
+            grouped(wanted),
+            s.dir(&out).display()
+        ),
+        None => String::new(),
+    };
     Ok(format!(
         "spec:    {} (name \"{}\", penalty = \"{}\")\n\
          lambda:  {} values: {}\n\
          lr:      {} values: {}\n\
          seed:    {} values: {}\n\
          jobs:    {}\n\
+         {shard_line}\
          output:  {} ({folder})\n\
-         nothing was run (--dry-run)",
+         done:    {} of {} already done, {} to run\n\
+        nothing was run (--dry-run)",
         opts.spec.display(),
         spec.name,
         spec.train.penalty,
@@ -271,8 +355,11 @@ pub fn dry_run(opts: &RunOptions) -> Result<String> {
         floats(&g.lrs),
         g.seeds.len(),
         seeds,
-        g.len(),
+        grouped(g.len()),
         out.display(),
+        grouped(done),
+        grouped(wanted),
+        grouped(wanted - done),
     ))
 }
 
@@ -284,6 +371,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let spec = Spec::from_file(&opts.spec, opts.max_jobs)?;
     let out = opts.out.clone().unwrap_or_else(|| default_out(&spec));
     let stop = Stop::install()?;
+    warn_numerics(&spec, opts.quiet);
     // A shard keeps all of its state in its own folder under OUT/shards/.
     let dir = match opts.shard {
         Some(shard) => {
@@ -299,17 +387,40 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
 
     let Opened {
         journal,
-        done,
+        mut done,
         dropped_bytes,
     } = Journal::open(&dir)?;
+    if opts.shard.is_none() {
+        // Jobs finished by shards of this folder count as done too.
+        for (key, record) in shard::read_journals(&shard::shard_journals(&out)?)? {
+            done.entry(key).or_insert(record);
+        }
+    }
     // Decided on the whole grid, so that every shard of a sweep agrees.
-    let keep_curves = opts.curves.keep(spec.grid.len());
+    let keep_curves = opts.curves.keep(spec.grid.len(), spec.train.epochs);
     let grid = &spec.grid;
     let in_scope = |job: u64| opts.shard.is_none_or(|s| s.owns(job));
-    let total = (0..grid.len()).filter(|&j| in_scope(j)).count() as u64;
+    let total = match opts.shard {
+        // The jobs below grid.len() with j mod N == I.
+        Some(sh) => (grid.len() + sh.count - 1 - sh.index) / sh.count,
+        None => grid.len(),
+    };
     let mut results = Vec::new();
     let mut todo = Vec::new();
     for job in (0..grid.len()).filter(|&j| in_scope(j)) {
+        // Listing a huge grid takes a while; a signal stops it too.
+        if job % (1 << 16) == 0 && stop.requested() {
+            tell!("wdsweep: stopped while listing the grid's jobs; nothing was trained");
+            return Ok(RunReport {
+                out,
+                choice: None,
+                jobs: total,
+                done: 0,
+                diverged: 0,
+                signal: stop.signal(),
+                shard: opts.shard,
+            });
+        }
         let (index, lambda, lr, seed) = grid.point(job);
         let key = job_key(&spec.data, &spec.train, lambda, lr, seed);
         // A record without its curve cannot serve a run that keeps curves.
@@ -339,16 +450,17 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         .context("cannot start the worker threads")?;
     if !opts.quiet {
         if dropped_bytes > 0 {
-            eprintln!(
-                "wdsweep: the journal ended in a torn record ({dropped_bytes} bytes, from an \
-                 interrupted write); it was dropped and its job runs again"
+            tell!(
+                "wdsweep: the journal's last {dropped_bytes} bytes could not be read (an \
+                 interrupted write, or damage); they were cut off, and any job they held runs \
+                 again"
             );
         }
         let scope = match opts.shard {
             Some(s) => format!("shard {s}: {} of the ", grouped(total)),
             None => String::new(),
         };
-        eprintln!(
+        tell!(
             "wdsweep: {scope}{} jobs ({} λ × {} lr × {} seeds) → {}",
             grouped(grid.len()),
             grid.lambdas.len(),
@@ -357,7 +469,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             dir.display()
         );
         if !results.is_empty() {
-            eprintln!(
+            tell!(
                 "wdsweep: {} of {} jobs already done, running {}",
                 grouped(results.len() as u64),
                 grouped(total),
@@ -365,7 +477,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             );
         }
         if !todo.is_empty() {
-            eprintln!(
+            tell!(
                 "wdsweep: training on {} threads",
                 pool.current_num_threads()
             );
@@ -373,7 +485,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     }
 
     if !opts.quiet && !keep_curves {
-        eprintln!("wdsweep: keeping no per-epoch curves (--curves on keeps them)");
+        tell!("wdsweep: keeping no per-epoch curves (--curves on keeps them)");
     }
     let mut timings = Timings {
         spec: started.elapsed().as_secs_f64(),
@@ -424,16 +536,16 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             .filter(|r| r.outcome.status == Status::Diverged)
             .count();
         if !opts.quiet {
-            println!(
+            say!(
                 "shard {shard}: {} of {} jobs done ({diverged} diverged) in {}",
                 grouped(results.len() as u64),
                 grouped(total),
                 dir.display()
             );
             if complete {
-                println!("when every shard is done: wdsweep merge {}", out.display());
+                say!("when every shard is done: wdsweep merge {}", out.display());
             } else {
-                println!("rerun the same command to finish this shard; finished jobs are kept");
+                say!("rerun the same command to finish this shard; finished jobs are kept");
             }
         }
         return Ok(RunReport {
@@ -457,7 +569,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let diverged: u64 = cells.iter().map(|c| c.n_diverged).sum();
     if opts.verbose {
         let threads = pool.current_num_threads();
-        eprintln!(
+        tell!(
             "wdsweep: wall time: spec, grid and journal {:.4} s; training {:.4} s on {threads} \
              threads (of their time, {:.4} s making data sets and products, {:.4} s in the \
              kernel); writing tables {:.4} s; aggregation {:.4} s; plots {:.4} s",
@@ -473,14 +585,14 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     if !opts.quiet {
         print_outcome(&cells, choice.as_ref(), results.len() as u64, total);
         if !complete {
-            println!("rerun the same command to finish; finished jobs are kept");
+            say!("rerun the same command to finish; finished jobs are kept");
         }
         let rate = if ran > 0 {
             format!(", {:.0} jobs/s", ran as f64 / train_secs.max(1e-9))
         } else {
             String::new()
         };
-        println!(
+        say!(
             "results in {}/ ({:.2} s: {:.2} s training {} jobs{rate})",
             out.display(),
             started.elapsed().as_secs_f64(),
@@ -501,15 +613,15 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
 
 /// The summary table, the diverged count and the choice, on stdout.
 fn print_outcome(cells: &[summary::Cell], choice: Option<&Choice>, done: u64, total: u64) {
-    println!("{}", report::terminal_table(cells, choice));
+    say!("{}", report::terminal_table(cells, choice));
     let diverged: u64 = cells.iter().map(|c| c.n_diverged).sum();
     if diverged > 0 {
-        println!("{diverged} of {done} jobs diverged; their cells are never chosen.");
+        say!("{diverged} of {done} jobs diverged; their cells are never chosen.");
     }
     if done == total {
-        println!("{}", report::choice_line(choice));
+        say!("{}", report::choice_line(choice));
     } else {
-        println!(
+        say!(
             "PARTIAL RUN: {} of {} jobs done; so far the best is {}",
             grouped(done),
             grouped(total),
@@ -562,14 +674,14 @@ pub fn merge(out: &Path, quiet: bool, max_jobs: u64) -> Result<MergeReport> {
             merged.results.len() as u64,
             merged.spec.grid.len(),
         );
-        println!(
+        say!(
             "merged the shards of a {}-shard run into {}/",
             merged.shards,
             out.display()
         );
     }
     if !complete {
-        eprintln!("wdsweep: {}", merged.missing_report(out));
+        tell!("wdsweep: {}", merged.missing_report(out));
     }
     Ok(MergeReport { complete, choice })
 }
@@ -712,7 +824,12 @@ fn draw(
             n_diverged: c.n_diverged as usize,
         })
         .collect();
-    let seeds = spec.grid.seeds.len();
+    // A partial run has fewer seeds in some cells than the grid has.
+    let grid_seeds = spec.grid.seeds.len();
+    let seeds = match cells.iter().map(|c| c.n).max() {
+        Some(most) if partial => format!("up to {most} of {grid_seeds}"),
+        _ => grid_seeds.to_string(),
+    };
     let marked = choice.map(|c| plot::Choice {
         lambda: c.lambda,
         lr: c.lr,
@@ -721,7 +838,11 @@ fn draw(
         &out.join("val_loss_vs_lambda.png"),
         &points,
         marked.as_ref(),
-        &format!("{}: validation loss vs λ ({seeds} seeds)", spec.name),
+        &format!(
+            "{}: validation loss vs λ ({seeds} {})",
+            spec.name,
+            plural(grid_seeds, "seed")
+        ),
         partial,
     )?;
 
@@ -769,8 +890,29 @@ fn draw(
         &out.join("loss_curves.png"),
         &lines,
         lr,
-        &format!("{}: loss per epoch, mean over {seeds} seeds", spec.name),
+        &format!(
+            "{}: loss per epoch, mean over {seeds} {}",
+            spec.name,
+            plural(grid_seeds, "seed")
+        ),
         partial,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_curves_stop_at_a_hundred_thousand_jobs_or_ten_million_rows() {
+        assert!(Curves::Auto.keep(100_000, 10));
+        assert!(!Curves::Auto.keep(100_001, 10));
+        // One job of a million epochs would be a million rows: still kept;
+        // a thousand such jobs would not be.
+        assert!(Curves::Auto.keep(1, 1_000_000));
+        assert!(!Curves::Auto.keep(1_000, 1_000_000));
+        assert!(Curves::On.keep(u64::MAX, usize::MAX));
+        assert!(!Curves::Off.keep(1, 1));
+    }
 }

@@ -144,6 +144,31 @@ pub fn check_siblings(out: &Path, shard: Shard) -> Result<()> {
     Ok(())
 }
 
+/// Every intact record of the given journals (absent ones are skipped),
+/// read without modifying them; a key found twice keeps its first record.
+pub fn read_journals(paths: &[PathBuf]) -> Result<HashMap<String, journal::Record>> {
+    let mut records = HashMap::new();
+    for path in paths {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        for r in journal::parse(&bytes).0 {
+            records.entry(r.key.clone()).or_insert(r);
+        }
+    }
+    Ok(records)
+}
+
+/// The journals of the shards under `out`.
+pub fn shard_journals(out: &Path) -> Result<Vec<PathBuf>> {
+    Ok(find_shards(out)?
+        .into_iter()
+        .map(|(_, dir)| dir.join(JOURNAL_FILE))
+        .collect())
+}
+
 /// What merging found.
 pub struct Merged {
     pub spec: Spec,
@@ -152,6 +177,10 @@ pub struct Merged {
     pub results: Vec<JobResult>,
     /// Shards with jobs still missing: index → (done, expected).
     pub incomplete: BTreeMap<u64, (u64, u64)>,
+    /// A shard's spec.toml: the spec to rerun missing shards with.
+    pub spec_path: PathBuf,
+    /// The shards' locks, held while the merge writes.
+    _locks: Vec<crate::lock::FolderLock>,
 }
 
 impl Merged {
@@ -173,13 +202,24 @@ impl Merged {
         }
         let list: Vec<String> = self.incomplete.keys().map(u64::to_string).collect();
         let script = out.join("slurm").join("shards.sbatch");
+        let local = format!(
+            "wdsweep run {} --out {} --shard I/{} for each I above",
+            self.spec_path.display(),
+            out.display(),
+            self.shards
+        );
         let rerun = if script.exists() {
-            format!("sbatch --array={} {}", list.join(","), script.display())
+            format!(
+                "sbatch --array={} {}
+  or, without Slurm: {local}",
+                list.join(","),
+                script.display()
+            )
         } else {
-            format!("--array={}", list.join(","))
+            format!("{local} (a job array: --array={})", list.join(","))
         };
         format!(
-            "{} of {} shards are missing or incomplete:\n{}\nrerun them with: {rerun}\nthen merge again.",
+            "missing or incomplete shards: {} of {}\n{}\nrerun them with: {rerun}\nthen merge again.",
             self.incomplete.len(),
             self.shards,
             lines.join("\n")
@@ -216,6 +256,24 @@ pub fn gather(out: &Path, max_jobs: u64) -> Result<Merged> {
         }
     };
 
+    // A shard still running would be reported as missing: refuse instead.
+    // The locks are held until the merge is done, so none starts meanwhile.
+    let mut locks = Vec::new();
+    let mut running = Vec::new();
+    for (shard, dir) in &found {
+        match crate::lock::acquire(dir) {
+            Ok(lock) => locks.push(lock),
+            Err(e) => running.push(format!("shard {shard} ({e:#})")),
+        }
+    }
+    if !running.is_empty() {
+        return Err(UsageError(format!(
+            "shards are still running: {}; merge when they have finished",
+            running.join("; ")
+        ))
+        .into());
+    }
+
     // Every shard must have run the very same spec.
     let mut spec_text: Option<(String, Shard)> = None;
     for (shard, dir) in &found {
@@ -237,7 +295,7 @@ pub fn gather(out: &Path, max_jobs: u64) -> Result<Merged> {
             Some(_) => {}
         }
     }
-    let Some((text, _)) = spec_text else {
+    let Some((text, read_from)) = spec_text else {
         return Err(UsageError(format!(
             "no shard under {} has started (no spec.toml in any shard folder)",
             out.join("shards").display()
@@ -252,19 +310,14 @@ pub fn gather(out: &Path, max_jobs: u64) -> Result<Merged> {
     )
     .map_err(|e| UsageError(format!("the shards' spec.toml cannot be read: {e}")))?;
 
-    // The union of the shards' journals, read without modifying them.
-    let mut records = HashMap::new();
-    for (_, dir) in &found {
-        let path = dir.join(JOURNAL_FILE);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
-        for r in journal::parse(&bytes).0 {
-            records.entry(r.key.clone()).or_insert(r);
-        }
-    }
+    // The union of the shards' journals and the folder's own (an earlier
+    // single-process run), read without modifying them.
+    let mut journals: Vec<PathBuf> = found
+        .iter()
+        .map(|(_, dir)| dir.join(JOURNAL_FILE))
+        .collect();
+    journals.push(out.join(JOURNAL_FILE));
+    let mut records = read_journals(&journals)?;
 
     let grid = &spec.grid;
     let mut results = Vec::new();
@@ -290,11 +343,14 @@ pub fn gather(out: &Path, max_jobs: u64) -> Result<Merged> {
         .into_iter()
         .filter(|(_, (done, expected))| done < expected)
         .collect();
+    let spec_path = read_from.dir(out).join("spec.toml");
     Ok(Merged {
         spec,
         shards: count,
         results,
         incomplete,
+        spec_path,
+        _locks: locks,
     })
 }
 

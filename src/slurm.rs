@@ -93,6 +93,7 @@ pub fn prepare(opts: &SlurmOptions) -> Result<Scripts> {
     }
 
     let out = absolute(&opts.out.clone().unwrap_or_else(|| default_out(&spec)))?;
+    crate::run::refuse_foreign(&out, &spec)?;
     let spec_path = fs::canonicalize(&opts.spec)
         .with_context(|| format!("cannot resolve {}", opts.spec.display()))?;
     let exe = std::env::current_exe().context("cannot find the wdsweep executable")?;
@@ -177,8 +178,8 @@ impl Scripts {
             self.array.display(),
             self.shards,
             self.merge.display(),
-            self.array.display(),
-            self.merge.display(),
+            quote(&self.array.to_string_lossy()),
+            quote(&self.merge.to_string_lossy()),
             self.out.display()
         )
     }

@@ -99,6 +99,9 @@ pub struct Spec {
     pub data: DataSettings,
     pub train: TrainSettings,
     pub grid: Grid,
+    /// The numerics version recorded by a `spec.toml` that wdsweep wrote,
+    /// when the spec is one; results of another version will differ.
+    pub recorded_numerics: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,11 +180,9 @@ impl<'de> Deserialize<'de> for Count {
                 f.write_str("a whole number (for example 10)")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
-                u64::try_from(v).map(Count).map_err(|_| {
-                    E::custom(format!(
-                        "{v} is negative; expected a whole number of at least 0"
-                    ))
-                })
+                u64::try_from(v)
+                    .map(Count)
+                    .map_err(|_| E::custom(format!("{v} is negative; expected a whole number")))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
                 Ok(Count(v))
@@ -221,13 +222,23 @@ impl<'de> Visitor<'de> for FloatAxisVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FloatAxis, A::Error> {
         let mut log: Option<[Finite; 2]> = None;
         let mut linear: Option<[Finite; 2]> = None;
+        // Exactly two ends; a third number is a mistake, not something to drop.
+        let ends = |name: &str, v: Vec<Finite>| -> Result<[Finite; 2], A::Error> {
+            <[Finite; 2]>::try_from(v.as_slice()).map_err(|_| {
+                de::Error::custom(format!(
+                    "{name} = [..] takes exactly two numbers, the first and the last value \
+                     (got {})",
+                    v.len()
+                ))
+            })
+        };
         let mut num: Option<Count> = None;
         let mut step: Option<Finite> = None;
         let mut zero: Option<bool> = None;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
-                "log" => log = Some(map.next_value()?),
-                "linear" => linear = Some(map.next_value()?),
+                "log" => log = Some(ends("log", map.next_value()?)?),
+                "linear" => linear = Some(ends("linear", map.next_value()?)?),
                 "num" => num = Some(map.next_value()?),
                 "step" => step = Some(map.next_value()?),
                 "zero" => zero = Some(map.next_value()?),
@@ -338,7 +349,19 @@ impl<'de> Visitor<'de> for SeedAxisVisitor {
 /// unknown key names its table and the nearest valid key, and a wrong value
 /// names the key it was given for.
 fn describe_toml_error(text: &str, file: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim_end();
+    // Serde names Rust types; say what the spec should hold instead.
+    let message = e
+        .message()
+        .trim_end()
+        .replace("expected struct RawData", "expected a table such as [data]")
+        .replace(
+            "expected struct RawTrain",
+            "expected a table such as [train]",
+        )
+        .replace("expected struct RawGrid", "expected a table such as [grid]")
+        .replace("expected f64", "expected a number")
+        .replace("expected a string", "expected text in quotes");
+    let message = message.as_str();
     let Some(span) = e.span() else {
         return format!("{file}: {message}");
     };
@@ -465,8 +488,9 @@ impl Spec {
         let raw: RawSpec =
             toml::from_str(text).map_err(|e| SpecError(describe_toml_error(text, file, &e)))?;
 
+        let from_stem = raw.name.is_none();
         let name = raw.name.unwrap_or_else(|| default_name.to_string());
-        check_name(file, &name)?;
+        check_name(file, &name, from_stem)?;
 
         let defaults = DataSettings::default();
         let d = raw.data;
@@ -478,6 +502,25 @@ impl Spec {
             true_weight: d.true_weight.map_or(defaults.true_weight, |x| x.0),
             true_bias: d.true_bias.map_or(defaults.true_bias, |x| x.0),
         };
+        for (what, a, b) in [
+            (
+                "([data] num_train + num_val) × num_inputs",
+                (data.num_train + data.num_val) as u64,
+                data.num_inputs as u64,
+            ),
+            (
+                "[data] num_val × num_train",
+                data.num_val as u64,
+                data.num_train as u64,
+            ),
+        ] {
+            if a.checked_mul(b).is_none_or(|n| n > MAX_MATRIX) {
+                return Err(SpecError(format!(
+                    "{file}: {what} = {a} × {b} numbers per seed, more than the {MAX_MATRIX} \
+                     (2 GiB) one seed may hold; use fewer rows or inputs"
+                )));
+            }
+        }
         if data.noise_std < 0.0 {
             return Err(SpecError(format!(
                 "{file}: [data] noise_std = {} is negative; a standard deviation is 0 or more",
@@ -534,17 +577,30 @@ impl Spec {
         )
         .map_err(|m| SpecError(format!("{file}: {m}")))?;
 
+        let recorded_numerics = raw
+            ._provenance
+            .as_ref()
+            .and_then(|t| t.get("numerics_version")?.as_integer());
         Ok(Spec {
             name,
             data,
             train,
             grid,
+            recorded_numerics,
         })
     }
 }
 
 /// The default refusal threshold for a grid's job count (`--max-jobs`).
 pub const DEFAULT_MAX_JOBS: u64 = 10_000_000;
+
+/// No `--max-jobs` goes past this: at a few hundred bytes per job it is
+/// about as much as one machine's memory holds.
+pub const JOBS_CEILING: u64 = 1_000_000_000;
+
+/// The largest matrix of one seed (data rows × inputs, and the products of
+/// rows with rows) that a spec may ask for: 2^28 numbers, 2 GiB.
+const MAX_MATRIX: u64 = 1 << 28;
 
 fn check_size(
     file: &str,
@@ -560,6 +616,11 @@ fn check_size(
     );
     let axes = format!("{nl} λ × {nr} lr × {ns} seeds");
     match nl.checked_mul(nr).and_then(|n| n.checked_mul(ns)) {
+        Some(n) if n > JOBS_CEILING => Err(SpecError(format!(
+            "{file}: the grid has {n} jobs ({axes}); one run keeps a few hundred bytes per job \
+             in memory, so wdsweep takes at most {JOBS_CEILING}: split the sweep into several \
+             specs (for example by seed range)"
+        ))),
         Some(n) if n <= max_jobs => Ok(()),
         Some(n) => Err(SpecError(format!(
             "{file}: the grid has {n} jobs ({axes}), more than the limit of {max_jobs}; \
@@ -573,20 +634,25 @@ fn check_size(
 
 /// The name becomes a folder under `results/`, so it must be one plain
 /// path component.
-fn check_name(file: &str, name: &str) -> Result<(), SpecError> {
+fn check_name(file: &str, name: &str, from_stem: bool) -> Result<(), SpecError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     let plain = !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\', '\0'])
-        && name.trim() == name;
+        && name.len() <= 100
+        && name.chars().all(allowed)
+        && !name.starts_with(['-', '.']);
     if plain {
-        Ok(())
-    } else {
-        Err(SpecError(format!(
-            "{file}: name = {name:?} is not a plain folder name; use letters, digits, '-', '_' \
-             or '.', with no '/' (for example name = \"grid\")"
-        )))
+        return Ok(());
     }
+    let rule = "a name is up to 100 letters, digits, '-', '_' or '.', not starting with '-' or \
+                '.' (for example name = \"grid\")";
+    Err(SpecError(if from_stem {
+        format!(
+            "{file}: the spec has no name, and its file name {name:?} cannot serve as one; add \
+             a line name = \"...\" at the top ({rule})"
+        )
+    } else {
+        format!("{file}: name = {name:?} is not a plain folder name; {rule}")
+    }))
 }
 
 #[cfg(test)]

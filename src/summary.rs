@@ -79,6 +79,19 @@ pub fn summarize(jobs: &DataFrame) -> Result<DataFrame> {
                 .otherwise(lit(NULL))
                 .alias("val_loss_sem"),
         )
+        // A statistic that overflowed (values near f64::MAX) is absent,
+        // never written as inf.
+        .with_columns(
+            SUMMARY_COLUMNS[5..]
+                .iter()
+                .map(|&name| {
+                    when(col(name).is_finite())
+                        .then(col(name))
+                        .otherwise(lit(NULL))
+                        .alias(name)
+                })
+                .collect::<Vec<_>>(),
+        )
         .select(SUMMARY_COLUMNS.map(col))
         .sort(["lambda", "lr"], SortMultipleOptions::default())
         .collect()?;

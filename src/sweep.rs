@@ -18,8 +18,10 @@ use crate::data;
 use crate::grid::JobIndex;
 use crate::kernel::{self, SeedFactors};
 use crate::key::job_key;
+use crate::numfmt::grouped;
 use crate::signals::Stop;
 use crate::spec::Spec;
+use crate::tell;
 use crate::train::Outcome;
 
 /// One finished job.
@@ -58,7 +60,7 @@ impl Progress {
             let bar = ProgressBar::new(total);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} jobs \
+                    "{spinner} [{elapsed_precise}] {wide_bar} {done}/{total} jobs \
                      ({rate}, eta {eta})",
                 )
                 .expect("a valid progress template")
@@ -66,6 +68,19 @@ impl Progress {
                     "rate",
                     |state: &ProgressState, w: &mut dyn std::fmt::Write| {
                         let _ = write!(w, "{:.0} jobs/s", state.per_sec());
+                    },
+                )
+                // Counts as everywhere else in wdsweep: "1 650".
+                .with_key(
+                    "done",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{}", grouped(state.pos()));
+                    },
+                )
+                .with_key(
+                    "total",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{}", grouped(state.len().unwrap_or(0)));
                     },
                 ),
             );
@@ -93,7 +108,7 @@ impl Progress {
                     let secs = start.elapsed().as_secs_f64();
                     let rate = now as f64 / secs.max(1e-9);
                     let eta = (self.total - now) as f64 / rate.max(1e-9);
-                    eprintln!(
+                    tell!(
                         "wdsweep: {now}/{} jobs ({}%), {rate:.0} jobs/s, eta {eta:.0} s",
                         self.total,
                         now * 100 / self.total

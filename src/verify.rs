@@ -296,8 +296,13 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
             report.mismatches.iter().map(|m| m.job).collect();
         let _ = writeln!(
             out,
-            "{} values differ in {} of {} jobs checked:",
+            "{} {} in {} of {} jobs checked:",
             report.mismatches.len(),
+            if report.mismatches.len() == 1 {
+                "value differs"
+            } else {
+                "values differ"
+            },
             jobs.len(),
             report.checked
         );

@@ -91,7 +91,7 @@ fn verify_reports_a_changed_value_and_exits_1() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("1 values differ in 1 of 40 jobs"), "{text}");
+    assert!(text.contains("1 value differs in 1 of 40 jobs"), "{text}");
     assert!(
         text.contains("val_loss") && text.contains("FAILED"),
         "{text}"

@@ -56,7 +56,10 @@ fn a_missing_shard_is_named_with_the_array_list_that_reruns_it() {
     let o = merge(&out);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("2 of 4 shards are missing"), "{err}");
+    assert!(
+        err.contains("missing or incomplete shards: 2 of 4"),
+        "{err}"
+    );
     assert!(
         err.contains("shard 1/4") && err.contains("shard 3/4"),
         "{err}"
@@ -218,4 +221,71 @@ fn slurm_scripts_name_the_shards_and_depend_with_afterany() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn merging_a_shard_into_a_finished_single_run_keeps_it_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "s.toml", SPEC);
+    let out = dir.path().join("out");
+    assert!(run(&spec, &out, &[]).status.success());
+    let before = std::fs::read(out.join("jobs.csv")).unwrap();
+    assert!(shard(&spec, &out, "0/2").status.success());
+    let o = merge(&out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(out.join("jobs.csv")).unwrap(), before);
+
+    // And a plain run reuses what shards finished.
+    let other = dir.path().join("other");
+    for i in 0..2 {
+        assert!(shard(&spec, &other, &format!("{i}/2")).status.success());
+    }
+    let o = wdsweep()
+        .arg("run")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(
+        stderr(&o).contains("24 of 24 jobs already done, running 0"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn merge_refuses_while_a_shard_is_still_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = SPEC.replace("[grid]", "[train]\nepochs = 20000\n[grid]");
+    let spec = write_spec(dir.path(), "s.toml", &long);
+    let out = dir.path().join("out");
+    assert!(shard(&spec, &out, "0/2").status.success());
+    let mut running = wdsweep()
+        .arg("run")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .args(["--shard", "1/2", "-q"])
+        .spawn()
+        .unwrap();
+    let lock = out.join("shards/shard-1-of-2/spec.toml");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !lock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = merge(&out);
+    running.kill().unwrap();
+    running.wait().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("still running") && stderr(&o).contains("shard 1/2"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !out.join("best.json").exists(),
+        "nothing is written while shards run"
+    );
 }

@@ -105,7 +105,10 @@ fn a_sharded_sweep_runs_on_slurm_reports_a_failed_shard_and_merges_after_its_rer
 
     // The merge ran despite the failure (afterany) and named the shard.
     let log = merge_log(&out, &merge);
-    assert!(log.contains("1 of 4 shards are missing"), "{log}");
+    assert!(
+        log.contains("missing or incomplete shards: 1 of 4"),
+        "{log}"
+    );
     assert!(
         log.contains("shard 2/4") && log.contains("--array=2"),
         "{log}"

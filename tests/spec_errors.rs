@@ -241,7 +241,10 @@ fn two_to_the_40_jobs_are_refused_before_anything_is_allocated() {
         "[grid]\nlambda = { log = [1e-3, 1], num = 1099511627776 }\n",
         "[grid]\nlr = { linear = [0.1, 0.2], num = 1048576 }\nseed = { count = 1048576 }\n",
     ] {
-        assert_mentions(&refused(text), &["1099511627776 jobs", "--max-jobs"]);
+        assert_mentions(
+            &refused(text),
+            &["1099511627776 jobs", "at most 1000000000"],
+        );
     }
     assert_mentions(
         &refused("[grid]\nlambda = { log = [1, 2], num = 18446744073709551615 }\nlr = [1, 2]\n"),
@@ -437,4 +440,84 @@ fn the_csv_header_is_the_same_whatever_the_grid() {
         ));
     }
     assert_eq!(headers[0], headers[1]);
+}
+
+#[test]
+fn three_range_ends_are_refused_not_truncated() {
+    assert_mentions(
+        &refused("[grid]\nlr = { linear = [0.01, 0.02, 0.03], num = 3 }\n"),
+        &["[grid] lr", "exactly two numbers", "got 3"],
+    );
+    assert_mentions(
+        &refused("[grid]\nlambda = { log = [1e-3, 30, 1e9], num = 3 }\n"),
+        &["exactly two numbers"],
+    );
+}
+
+#[test]
+fn names_with_spaces_or_shell_characters_are_refused() {
+    for name in ["my sweep", "a*b?", "tab\\there", "-rf", ".hidden"] {
+        assert_mentions(
+            &refused(&format!("name = \"{name}\"\n")),
+            &["plain folder name"],
+        );
+    }
+    let long = "x".repeat(101);
+    assert_mentions(&refused(&format!("name = \"{long}\"\n")), &["up to 100"]);
+    // A file name that cannot be a folder name asks for `name = ...`.
+    let err = Spec::from_toml("", "it's.toml", "it's")
+        .unwrap_err()
+        .to_string();
+    assert_mentions(&err, &["no name", "name = "]);
+}
+
+#[test]
+fn a_data_set_too_large_for_memory_is_refused_before_anything_runs() {
+    assert_mentions(
+        &refused("[data]\nnum_inputs = 1000000000\n"),
+        &["num_inputs", "2 GiB"],
+    );
+    assert_mentions(&refused("[data]\nnum_train = 100000000000\n"), &["2 GiB"]);
+}
+
+#[test]
+fn values_near_the_float_limit_give_empty_cells_not_inf() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "s.toml",
+        "[data]\ntrue_weight = 1e100\nnum_inputs = 5\n[grid]\nlr = [1e-300, 1e-10]\nseed = { count = 2 }\n",
+    );
+    let out = dir.path().join("out");
+    let o = wdsweep()
+        .arg("run")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for text in [
+        std::fs::read_to_string(out.join("summary.csv")).unwrap(),
+        std::fs::read_to_string(out.join("summary.md")).unwrap(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    ] {
+        assert!(!text.to_lowercase().contains("inf"), "{text}");
+    }
+}
+
+#[test]
+fn verify_sample_of_zero_is_refused() {
+    let o = wdsweep()
+        .args([
+            "verify",
+            "sweeps/ci.toml",
+            "--against",
+            "tests/golden/ci",
+            "--sample",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
