@@ -502,4 +502,139 @@ mod tests {
         }
         assert!(with.iter().any(|o| o.status == Status::Diverged));
     }
+
+    fn fit_one(
+        data: &Dataset,
+        init: &ndarray::Array1<f64>,
+        settings: &TrainSettings,
+        job: (f64, f64),
+    ) -> Outcome {
+        let f = SeedFactors::new(data, init.view());
+        fit_block(&f, settings, &[job], 0, true).remove(0)
+    }
+
+    #[test]
+    fn both_penalty_forms_agree_to_1e_12() {
+        let data = synthetic(&DataSettings::default(), 5);
+        let init = initial_weights(200, 0.01, 5);
+        let mut differ = false;
+        for lambda in [0.1, 3.0, 30.0] {
+            let loss = TrainSettings::default();
+            let opt = TrainSettings {
+                penalty: Penalty::Optimizer,
+                ..loss.clone()
+            };
+            let (a, b) = (
+                fit_one(&data, &init, &loss, (lambda, 0.01)),
+                fit_one(&data, &init, &opt, (lambda, 0.01)),
+            );
+            for (x, y) in [
+                (a.val_loss, b.val_loss),
+                (a.l2_penalty, b.l2_penalty),
+                (a.train_loss, b.train_loss),
+            ] {
+                assert!(close(x, y, 1e-12), "λ = {lambda}: {x:?} vs {y:?}");
+            }
+            differ |= a.l2_penalty != b.l2_penalty || a.val_loss != b.val_loss;
+        }
+        assert!(differ, "the two forms must be computed differently");
+    }
+
+    #[test]
+    fn full_batch_descent_reaches_ridge_in_the_kernel() {
+        // A small problem, more rows than inputs; the closed form of
+        // Ridge(alpha = n·λ) with an intercept gives the losses and ½‖w‖²
+        // that full-batch descent must converge to.
+        let settings = DataSettings {
+            num_train: 20,
+            num_val: 30,
+            num_inputs: 5,
+            noise_std: 0.5,
+            ..Default::default()
+        };
+        let data = synthetic(&settings, 7);
+        let (n, d) = data.x_train.dim();
+        let init = initial_weights(d, 0.01, 7);
+        let lambda = 0.3;
+        let train = TrainSettings {
+            epochs: 20_000,
+            batch_size: n,
+            ..Default::default()
+        };
+        let got = fit_one(&data, &init, &train, (lambda, 0.2));
+
+        let x_mean = data.x_train.mean_axis(ndarray::Axis(0)).unwrap();
+        let y_mean = data.y_train.mean().unwrap();
+        let xc = &data.x_train - &x_mean;
+        let yc = &data.y_train - y_mean;
+        let mut a = xc.t().dot(&xc);
+        for i in 0..d {
+            a[[i, i]] += n as f64 * lambda;
+        }
+        // Solve a·w = xcᵀ yc by Gaussian elimination (a is 5 × 5, SPD).
+        let mut rhs = xc.t().dot(&yc);
+        for k in 0..d {
+            for i in k + 1..d {
+                let m = a[[i, k]] / a[[k, k]];
+                for j in k..d {
+                    a[[i, j]] -= m * a[[k, j]];
+                }
+                rhs[i] -= m * rhs[k];
+            }
+        }
+        let mut w = ndarray::Array1::<f64>::zeros(d);
+        for k in (0..d).rev() {
+            let s: f64 = (k + 1..d).map(|j| a[[k, j]] * w[j]).sum();
+            w[k] = (rhs[k] - s) / a[[k, k]];
+        }
+        let b = y_mean - x_mean.dot(&w);
+        let val = train::half_mse(data.x_val.view(), data.y_val.view(), w.view(), b);
+        let l2 = train::l2_penalty(w.view());
+        assert!(
+            close(got.val_loss, Some(val), 1e-9),
+            "{:?} vs {val}",
+            got.val_loss
+        );
+        assert!(
+            close(got.l2_penalty, Some(l2), 1e-9),
+            "{:?} vs {l2}",
+            got.l2_penalty
+        );
+    }
+
+    #[test]
+    fn the_bias_is_never_decayed_in_the_kernel() {
+        // With all inputs zero only the bias can fit: it must reach the mean
+        // target whatever λ is, so the training loss is half the variance.
+        let mut data = synthetic(
+            &DataSettings {
+                num_inputs: 3,
+                ..Default::default()
+            },
+            0,
+        );
+        data.x_train.fill(0.0);
+        data.x_val.fill(0.0);
+        let mean = data.y_train.mean().unwrap();
+        let half_var = data
+            .y_train
+            .iter()
+            .map(|y| 0.5 * (y - mean).powi(2))
+            .sum::<f64>()
+            / 20.0;
+        let settings = TrainSettings {
+            epochs: 2000,
+            batch_size: 20,
+            ..Default::default()
+        };
+        let init = ndarray::Array1::from_elem(3, 1.0);
+        for lambda in [0.0, 10.0] {
+            let o = fit_one(&data, &init, &settings, (lambda, 0.05));
+            assert!(
+                close(o.train_loss, Some(half_var), 1e-12),
+                "λ = {lambda}: {:?}",
+                o.train_loss
+            );
+        }
+    }
 }
