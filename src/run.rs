@@ -421,6 +421,11 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
                 shard: opts.shard,
             });
         }
+        // Nothing to reuse: the workers compute each key once, as they go.
+        if done.is_empty() {
+            todo.push(job);
+            continue;
+        }
         let (index, lambda, lr, seed) = grid.point(job);
         let key = job_key(&spec.data, &spec.train, lambda, lr, seed);
         // A record without its curve cannot serve a run that keeps curves.

@@ -188,13 +188,7 @@ fn a_rerun_of_a_finished_sweep_runs_nothing_and_rewrites_the_same_files() {
     let text = "[data]\nnum_inputs = 20\n[grid]\nlambda = [0, 1]\nseed = { count = 3 }\n";
     let reference = reference(dir.path(), text);
     let spec = write_spec(dir.path(), "s.toml", text);
-    let o = wdsweep()
-        .arg("run")
-        .arg(&spec)
-        .arg("--out")
-        .arg(&reference)
-        .output()
-        .unwrap();
+    let o = run_loud(&spec, &reference, &[]);
     assert!(o.status.success());
     assert!(
         stderr(&o).contains("6 of 6 jobs already done, running 0"),
@@ -220,13 +214,7 @@ fn adding_values_to_an_axis_runs_only_the_new_jobs() {
     );
 
     let spec = write_spec(dir.path(), "s.toml", large);
-    let o = wdsweep()
-        .arg("run")
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run_loud(&spec, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("6 of 12 jobs already done, running 6"),
@@ -243,14 +231,7 @@ fn fresh_discards_the_journal() {
     let spec = write_spec(dir.path(), "s.toml", text);
     let out = dir.path().join("out");
     assert!(run(&spec, &out, &[]).status.success());
-    let o = wdsweep()
-        .arg("run")
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .arg("--fresh")
-        .output()
-        .unwrap();
+    let o = run_loud(&spec, &out, &["--fresh"]);
     assert!(o.status.success());
     assert!(!stderr(&o).contains("already done"), "{}", stderr(&o));
     assert_eq!(journal_keys(&out).len(), 2);
@@ -367,13 +348,7 @@ fn a_final_file_that_cannot_be_written_names_its_path_and_keeps_the_journal() {
     );
 
     std::fs::remove_dir_all(out.join("summary.csv")).unwrap();
-    let o = wdsweep()
-        .arg("run")
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run_loud(&spec, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("6 of 6 jobs already done"),

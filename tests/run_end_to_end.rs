@@ -149,13 +149,7 @@ fn the_terminal_report_names_the_choice_and_the_folder() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(dir.path(), "small.toml", SMALL);
     let out = dir.path().join("out");
-    let o = wdsweep()
-        .arg("run")
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run_loud(&spec, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout.clone()).unwrap();
     assert!(text.contains("← chosen"), "{text}");

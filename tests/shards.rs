@@ -240,13 +240,7 @@ fn merging_a_shard_into_a_finished_single_run_keeps_it_complete() {
     for i in 0..2 {
         assert!(shard(&spec, &other, &format!("{i}/2")).status.success());
     }
-    let o = wdsweep()
-        .arg("run")
-        .arg(&spec)
-        .arg("--out")
-        .arg(&other)
-        .output()
-        .unwrap();
+    let o = run_loud(&spec, &other, &[]);
     assert!(o.status.success());
     assert!(
         stderr(&o).contains("24 of 24 jobs already done, running 0"),

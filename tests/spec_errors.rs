@@ -277,13 +277,7 @@ fn point_one_plus_point_two_is_written_as_its_shortest_text() {
         "[data]\nnum_inputs = 5\n[grid]\nlambda = [0.3, 0.30000000000000004]\nlr = [0.1]\n",
     );
     let out = dir.path().join("out");
-    let o = wdsweep()
-        .arg("run")
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run_loud(&spec, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     for text in [
@@ -347,13 +341,7 @@ fn lr_of_10_diverges_is_counted_and_never_chosen() {
         "[grid]\nlambda = [0, 3]\nlr = [0.01, 10]\nseed = { count = 3 }\n",
     );
     let out = dir.path().join("out");
-    let o = wdsweep()
-        .arg("run")
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run_loud(&spec, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_mentions(&stdout, &["6 of 12 jobs diverged", "lr = 0.01:"]);
@@ -489,13 +477,7 @@ fn values_near_the_float_limit_give_empty_cells_not_inf() {
         "[data]\ntrue_weight = 1e100\nnum_inputs = 5\n[grid]\nlr = [1e-300, 1e-10]\nseed = { count = 2 }\n",
     );
     let out = dir.path().join("out");
-    let o = wdsweep()
-        .arg("run")
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run_loud(&spec, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     for text in [
         std::fs::read_to_string(out.join("summary.csv")).unwrap(),

@@ -19,12 +19,19 @@ pub fn write_spec(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Runs `wdsweep run SPEC --out OUT -q` plus `extra`, returning the output.
 pub fn run(spec: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut all = vec!["-q"];
+    all.extend_from_slice(extra);
+    run_loud(spec, out, &all)
+}
+
+/// Runs `wdsweep run SPEC --out OUT` plus `extra`, with its report and
+/// progress, returning the output.
+pub fn run_loud(spec: &Path, out: &Path, extra: &[&str]) -> Output {
     wdsweep()
         .arg("run")
         .arg(spec)
         .arg("--out")
         .arg(out)
-        .arg("-q")
         .args(extra)
         .output()
         .unwrap()
