@@ -15,6 +15,16 @@
 //! and ‖w‖² = c²‖w₀‖² + 2c·aᵀP + aᵀGa: each step and each evaluation works
 //! in num_train dimensions instead of num_inputs.
 //!
+//! The validation loss needs only the length of the residual vector
+//! r = c·Q + K·a + b·1 − y_v = A·z, with A = [Q | K | 1 | −y_v] and
+//! z = (c, a, b, 1). A Householder QR of A, made once per seed, gives an
+//! upper-trapezoidal R with at most num_train + 3 rows and ‖R·z‖ = ‖A·z‖
+//! for every z; so each evaluation costs about (num_train + 3)²/2
+//! multiplications instead of num_val × num_train. Householder QR is
+//! backward stable column by column, so the residual is as accurate as the
+//! one computed from A directly; no normal equations, no squared terms that
+//! cancel.
+//!
 //! The jobs of a block (same seed, so same rows and minibatch order; any λ
 //! and lr) advance together, their state stored job-fastest so the inner
 //! loops run across jobs and vectorise. Each job's arithmetic is the same
@@ -45,15 +55,13 @@ pub struct SeedFactors {
     gram: Vec<f64>,
     /// P = Xw₀.
     p: Vec<f64>,
-    /// K = VXᵀ, nv × n, row-major.
-    k: Vec<f64>,
-    /// Q = Vw₀.
-    q: Vec<f64>,
+    /// R of the QR of A = [Q | K | 1 | −y_v] (Q = Vw₀, K = VXᵀ): `val_rows`
+    /// rows of n + 3 numbers, row-major, zero left of the diagonal.
+    val_r: Vec<f64>,
     /// ‖w₀‖².
     w0_sq: f64,
     y: Vec<f64>,
-    yv: Vec<f64>,
-    /// 0..n and 0..nv, the row lists of a full evaluation.
+    /// 0..n and 0..val_rows, the row lists of a full evaluation.
     rows_train: Vec<usize>,
     rows_val: Vec<usize>,
 }
@@ -72,10 +80,24 @@ impl SeedFactors {
                 gram[i * n + r] = g;
             }
         }
-        let mut k = vec![0.0; nv * n];
+        // A = [Q | K | 1 | −y_v], column-major (one column of nv numbers
+        // after another), reduced in place to its R.
+        let width = n + 3;
+        let mut a = vec![0.0; width * nv];
         for s in 0..nv {
+            let row = v.row(s);
+            a[s] = row.dot(&init);
             for i in 0..n {
-                k[s * n + i] = v.row(s).dot(&x.row(i));
+                a[(1 + i) * nv + s] = row.dot(&x.row(i));
+            }
+            a[(n + 1) * nv + s] = 1.0;
+            a[(n + 2) * nv + s] = -data.y_val[s];
+        }
+        let val_rows = householder_r(&mut a, nv, width);
+        let mut val_r = vec![0.0; val_rows * width];
+        for row in 0..val_rows {
+            for col in row..width {
+                val_r[row * width + col] = a[col * nv + row];
             }
         }
         SeedFactors {
@@ -83,24 +105,84 @@ impl SeedFactors {
             nv,
             gram,
             p: (0..n).map(|r| x.row(r).dot(&init)).collect(),
-            k,
-            q: (0..nv).map(|s| v.row(s).dot(&init)).collect(),
+            val_r,
             w0_sq: init.dot(&init),
             y: data.y_train.to_vec(),
-            yv: data.y_val.to_vec(),
             rows_train: (0..n).collect(),
-            rows_val: (0..nv).collect(),
+            rows_val: (0..val_rows).collect(),
         }
     }
 }
 
-/// The state of a block of jobs, job-fastest: coefficient `i` of job `j` is
-/// `a[i * jobs + j]`.
+/// Householder QR of the column-major `m × p` matrix `a`, in place: on
+/// return its upper trapezoid (rows below min(m, p) are dropped) is R, and
+/// everything below the diagonal is zero. Returns R's row count, min(m, p).
+/// Q itself is not kept: only lengths ‖R·z‖ = ‖A·z‖ are needed.
+///
+/// Each reflection follows LAPACK's `dlarfg` convention, H = I − τ·v·vᵀ
+/// with v₀ = 1, and the column norm is taken with a scale so that no square
+/// overflows or underflows. All sums run in a fixed order.
+fn householder_r(a: &mut [f64], m: usize, p: usize) -> usize {
+    let rows = m.min(p);
+    let mut v = vec![0.0; m];
+    for k in 0..rows {
+        let col = &a[k * m..(k + 1) * m];
+        let alpha = col[k];
+        let tail = &col[k + 1..];
+        let scale = tail.iter().fold(0.0f64, |s, x| s.max(x.abs()));
+        if scale == 0.0 {
+            // Nothing below the diagonal: the column is reduced already.
+            continue;
+        }
+        let scale = scale.max(alpha.abs());
+        let sum_sq = col[k..].iter().fold(0.0, |s, x| {
+            let t = x / scale;
+            s + t * t
+        });
+        let norm = scale * sum_sq.sqrt();
+        let beta = if alpha >= 0.0 { -norm } else { norm };
+        let tau = (beta - alpha) / beta;
+        let inv = 1.0 / (alpha - beta);
+        v[k] = 1.0;
+        for i in k + 1..m {
+            v[i] = col[i] * inv;
+        }
+        let col = &mut a[k * m..(k + 1) * m];
+        col[k] = beta;
+        col[k + 1..].fill(0.0);
+        for j in k + 1..p {
+            let cj = &mut a[j * m..(j + 1) * m];
+            let w = (k..m).fold(0.0, |s, i| s + v[i] * cj[i]);
+            let tw = tau * w;
+            for i in k..m {
+                cj[i] -= tw * v[i];
+            }
+        }
+    }
+    rows
+}
+
+/// The state of a block of jobs, job-fastest: z = (c, a₀ … a_{n−1}, b),
+/// and number `col` of job `j` is `z[col * jobs + j]`.
 struct Block {
     jobs: usize,
-    c: Vec<f64>,
-    a: Vec<f64>,
-    b: Vec<f64>,
+    n: usize,
+    z: Vec<f64>,
+}
+
+impl Block {
+    fn c(&self, j: usize) -> f64 {
+        self.z[j]
+    }
+
+    fn b(&self, j: usize) -> f64 {
+        self.z[(self.n + 1) * self.jobs + j]
+    }
+
+    /// The coefficients a, row by row, each row holding every job.
+    fn a(&self) -> &[f64] {
+        &self.z[self.jobs..(self.n + 1) * self.jobs]
+    }
 }
 
 /// Reusable buffers of one block, so that the training loop allocates
@@ -116,25 +198,26 @@ struct Scratch {
 }
 
 /// Losses and ‖w‖² of every job of the block (all without the penalty);
-/// the validation loss only when `with_val`, since it is the costliest part
-/// (num_val × num_train per job) and without curves only the last epoch's
-/// is reported.
+/// the validation loss only when `with_val`, since without curves only the
+/// last epoch's is reported.
 fn evaluate(f: &SeedFactors, st: &Block, s: &mut Scratch, with_val: bool) {
     let (n, jn) = (f.n, st.jobs);
     s.train.fill(0.0);
     s.a_p.fill(0.0);
     s.a_g_a.fill(0.0);
-    let (a, c, b) = (&st.a, &st.c, &st.b);
-    products(&f.gram, n, &f.rows_train, st, |r, j, dot| {
-        let e = c[j] * f.p[r] + dot + b[j] - f.y[r];
+    let a = st.a();
+    products(&TRAIN, &f.gram, n, &f.rows_train, st, |r, j, dot| {
+        let e = st.c(j) * f.p[r] + dot + st.b(j) - f.y[r];
         s.train[j] += 0.5 * e * e;
         s.a_p[j] += a[r * jn + j] * f.p[r];
         s.a_g_a[j] += a[r * jn + j] * dot;
     });
     s.val.fill(0.0);
     if with_val {
-        products(&f.k, n, &f.rows_val, st, |v, j, dot| {
-            let e = c[j] * f.q[v] + dot + b[j] - f.yv[v];
+        // Row `row` of R·z: the dot over (c, a, b) plus the constant column.
+        let width = n + 3;
+        products(&VAL, &f.val_r, width, &f.rows_val, st, |row, j, dot| {
+            let e = dot + f.val_r[row * width + n + 2];
             s.val[j] += 0.5 * e * e;
         });
     }
@@ -148,39 +231,79 @@ fn evaluate(f: &SeedFactors, st: &Block, s: &mut Scratch, with_val: bool) {
     }
 }
 
-/// Calls `each(slot, j, dot)` with dot = M_r·a_j for every row r =
-/// `rows[slot]` of the row-major matrix `m` (n columns) and every job j of
-/// the block: for each job the rows come in the order given.
+/// Which part of z a matrix multiplies, and from which of its columns a
+/// row's dot product starts.
+struct Operand {
+    /// z's number for the matrix's column 0.
+    z_offset: usize,
+    /// The matrix's columns that take part: its row length less this.
+    unused_tail: usize,
+    /// Rows whose entries left of the diagonal are zero (R) skip them: a
+    /// row starts at the first column of its tile of 4 rows, which is the
+    /// same column whether the row is computed in a tile or alone.
+    trapezoidal: bool,
+}
+
+/// G multiplies a, which is z from number 1, and every column counts.
+const TRAIN: Operand = Operand {
+    z_offset: 1,
+    unused_tail: 0,
+    trapezoidal: false,
+};
+
+/// R multiplies (c, a, b) = z from number 0; its last column is the
+/// constant, added by the caller.
+const VAL: Operand = Operand {
+    z_offset: 0,
+    unused_tail: 1,
+    trapezoidal: true,
+};
+
+/// Tile height in rows, and width in jobs.
+const T: usize = 4;
+
+/// Calls `each(slot, j, dot)` with dot = M_r·z_j for every row r =
+/// `rows[slot]` of the row-major matrix `m` (rows of `width` numbers, of
+/// which `op` says which multiply which part of z) and every job j of the
+/// block: for each job the rows come in the order given.
 ///
 /// This is nearly all of a job's arithmetic, so it runs in tiles of 4 rows
 /// × 4 jobs whose 16 sums stay in registers. Tiling changes no job's bits:
-/// every dot sums its products over the coefficients in order from 0.0,
-/// exactly as a plain loop would, and the rows reach `each` in order.
+/// every dot sums its products over the columns in order from 0.0, exactly
+/// as a plain loop would, and the rows reach `each` in order.
 fn products(
+    op: &Operand,
     m: &[f64],
-    n: usize,
+    width: usize,
     rows: &[usize],
     st: &Block,
     mut each: impl FnMut(usize, usize, f64),
 ) {
-    const T: usize = 4;
     let jn = st.jobs;
+    let end = width - op.unused_tail;
+    let first = |r: usize| if op.trapezoidal { r - r % T } else { 0 };
+    let z = &st.z[op.z_offset * jn..];
     let tiled_jobs = jn - jn % T;
-    let plain =
-        |r: usize, j: usize| (0..n).fold(0.0, |sum, i| sum + m[r * n + i] * st.a[i * jn + j]);
+    let plain = |r: usize, j: usize| {
+        (first(r)..end).fold(0.0, |sum, i| sum + m[r * width + i] * z[i * jn + j])
+    };
     let mut chunks = rows.chunks_exact(T);
     let mut slot = 0;
     for chunk in chunks.by_ref() {
+        let start = first(chunk[0]);
+        // Callers pass R's rows as 0, 1, 2, …, so a tile's rows share
+        // their first column.
+        debug_assert!(chunk.iter().all(|&r| first(r) == start));
         for j0 in (0..tiled_jobs).step_by(T) {
             let mut acc = [[0.0f64; T]; T];
-            for i in 0..n {
-                let a: &[f64; T] = st.a[i * jn + j0..i * jn + j0 + T]
+            for i in start..end {
+                let zi: &[f64; T] = z[i * jn + j0..i * jn + j0 + T]
                     .try_into()
                     .expect("a tile of T jobs");
                 for (sums, &r) in acc.iter_mut().zip(chunk) {
-                    let k = m[r * n + i];
-                    for (sum, &aij) in sums.iter_mut().zip(a) {
-                        *sum += k * aij;
+                    let k = m[r * width + i];
+                    for (sum, &zij) in sums.iter_mut().zip(zi) {
+                        *sum += k * zij;
                     }
                 }
             }
@@ -207,7 +330,8 @@ fn products(
 
 /// ‖w‖² of job `j` after [`evaluate`].
 fn w_sq(f: &SeedFactors, st: &Block, s: &Scratch, j: usize) -> f64 {
-    st.c[j] * st.c[j] * f.w0_sq + 2.0 * st.c[j] * s.a_p[j] + s.a_g_a[j]
+    let c = st.c(j);
+    c * c * f.w0_sq + 2.0 * c * s.a_p[j] + s.a_g_a[j]
 }
 
 /// One minibatch step for every job of the block: all errors at the current
@@ -227,45 +351,41 @@ fn step(
     let (n, jn) = (f.n, st.jobs);
     let m = batch.len() as f64;
     s.err_sum.fill(0.0);
-    products(&f.gram, n, batch, st, |slot, j, dot| {
+    products(&TRAIN, &f.gram, n, batch, st, |slot, j, dot| {
         let r = batch[slot];
-        let e = st.c[j] * f.p[r] + dot + st.b[j] - f.y[r];
+        let e = st.c(j) * f.p[r] + dot + st.b(j) - f.y[r];
         s.err[slot * jn + j] = e;
         s.err_sum[j] += e;
     });
+    // c and a are z's first n + 1 numbers; both shrink alike.
+    let (weights, b) = st.z.split_at_mut((n + 1) * jn);
     match penalty {
         // w ← w − lr·(∇/m + λ·w), coefficient by coefficient.
         Penalty::Loss => {
-            for j in 0..jn {
-                st.c[j] -= lr[j] * (lambda[j] * st.c[j]);
-            }
-            for a in st.a.chunks_mut(jn) {
+            for w in weights.chunks_mut(jn) {
                 for j in 0..jn {
-                    a[j] -= lr[j] * (lambda[j] * a[j]);
+                    w[j] -= lr[j] * (lambda[j] * w[j]);
                 }
             }
         }
         // w ← (1 − lr·λ)·w − lr·∇/m.
         Penalty::Optimizer => {
-            for j in 0..jn {
-                st.c[j] *= keep[j];
-            }
-            for a in st.a.chunks_mut(jn) {
+            for w in weights.chunks_mut(jn) {
                 for j in 0..jn {
-                    a[j] *= keep[j];
+                    w[j] *= keep[j];
                 }
             }
         }
     }
     for (slot, &r) in batch.iter().enumerate() {
         let err = &s.err[slot * jn..(slot + 1) * jn];
-        let a_r = &mut st.a[r * jn..(r + 1) * jn];
+        let a_r = &mut weights[(1 + r) * jn..(2 + r) * jn];
         for j in 0..jn {
             a_r[j] -= lr[j] * (err[j] / m);
         }
     }
     for j in 0..jn {
-        st.b[j] -= lr[j] * (s.err_sum[j] / m);
+        b[j] -= lr[j] * (s.err_sum[j] / m);
     }
 }
 
@@ -286,10 +406,11 @@ pub fn fit_block(
     let (n, jn) = (f.n, jobs.len());
     let mut st = Block {
         jobs: jn,
-        c: vec![1.0; jn],
-        a: vec![0.0; n * jn],
-        b: vec![0.0; jn],
+        n,
+        z: vec![0.0; (n + 2) * jn],
     };
+    // w = 1·w₀ + Xᵀ0, b = 0.
+    st.z[..jn].fill(1.0);
     let mut s = Scratch {
         err: vec![0.0; settings.batch_size * jn],
         err_sum: vec![0.0; jn],
@@ -364,16 +485,14 @@ pub fn fit_block(
             if last {
                 final_val[j] = finite(val);
             }
-            let weights_finite = w_sq(f, &st, &s, j).is_finite() && st.b[j].is_finite();
+            let weights_finite = w_sq(f, &st, &s, j).is_finite() && st.b(j).is_finite();
             let val_ok = !last || val.is_finite();
             if !(train.is_finite() && val_ok && weights_finite) || train > bound[j] {
                 active[j] = false;
                 // A stopped job's lane keeps running with the others; zeros
                 // keep its arithmetic cheap (no overflow, no subnormals).
-                st.c[j] = 0.0;
-                st.b[j] = 0.0;
-                for a in st.a.chunks_mut(jn) {
-                    a[j] = 0.0;
+                for z in st.z.chunks_mut(jn) {
+                    z[j] = 0.0;
                 }
             }
         }
@@ -420,9 +539,62 @@ mod tests {
     }
 
     #[test]
+    fn the_reduced_residual_has_the_length_of_the_full_one() {
+        // Tall (more validation rows than columns, R is square) and wide
+        // (fewer, R is trapezoidal); columns of very different scales.
+        use ndarray_rand::rand::Rng;
+        let mut rng = crate::data::rng(11, crate::data::Stream::Data);
+        for (m, p) in [(100, 23), (37, 9), (5, 23), (1, 4)] {
+            let a: Vec<f64> = (0..m * p)
+                .map(|i| rng.random_range(-1.0..1.0) * 10f64.powi((i / m) as i32 % 7 - 3))
+                .collect();
+            let mut r = a.clone();
+            let rows = householder_r(&mut r, m, p);
+            assert_eq!(rows, m.min(p));
+            for col in 0..p {
+                for row in (col + 1)..m {
+                    assert_eq!(
+                        r[col * m + row],
+                        0.0,
+                        "below the diagonal at ({row}, {col})"
+                    );
+                }
+            }
+            for _ in 0..20 {
+                let z: Vec<f64> = (0..p).map(|_| rng.random_range(-2.0..2.0)).collect();
+                let len = |mat: &[f64], rows: usize| {
+                    (0..rows)
+                        .map(|i| (0..p).map(|j| mat[j * m + i] * z[j]).sum::<f64>().powi(2))
+                        .sum::<f64>()
+                };
+                let (full, reduced) = (len(&a, m), len(&r, rows));
+                assert!(
+                    (full - reduced).abs() <= 1e-13 * full,
+                    "{m} × {p}: ‖Az‖² = {full}, ‖Rz‖² = {reduced}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_kernel_matches_the_straightforward_reference() {
-        let data = synthetic(&DataSettings::default(), 3);
-        let init = initial_weights(200, 0.01, 3);
+        // The book's shape, then fewer validation rows than R has columns
+        // (R trapezoidal), then a small odd shape that leaves remainders in
+        // every tile.
+        for (num_train, num_val, num_inputs) in [(20, 100, 200), (20, 3, 200), (7, 13, 30)] {
+            let settings = DataSettings {
+                num_train,
+                num_val,
+                num_inputs,
+                ..DataSettings::default()
+            };
+            matches_reference(&settings);
+        }
+    }
+
+    fn matches_reference(data_settings: &DataSettings) {
+        let data = synthetic(data_settings, 3);
+        let init = initial_weights(data_settings.num_inputs, 0.01, 3);
         let f = SeedFactors::new(&data, init.view());
         let jobs: Vec<(f64, f64)> = [0.0, 0.001, 0.1, 1.0, 3.0, 30.0]
             .iter()
@@ -431,12 +603,13 @@ mod tests {
         for penalty in [Penalty::Loss, Penalty::Optimizer] {
             let settings = TrainSettings {
                 penalty,
+                batch_size: 5.min(data_settings.num_train),
                 ..TrainSettings::default()
             };
             let fast = fit_block(&f, &settings, &jobs, 3, true);
             for (&(lambda, lr), got) in jobs.iter().zip(&fast) {
                 let want = train::fit(&data, &settings, lambda, lr, init.view(), 3).outcome;
-                let what = format!("{penalty:?} λ = {lambda}, lr = {lr}");
+                let what = format!("{data_settings:?} {penalty:?} λ = {lambda}, lr = {lr}");
                 assert_eq!(got.status, want.status, "{what}");
                 assert_eq!(got.curve.len(), want.curve.len(), "{what}");
                 assert!(
