@@ -25,7 +25,8 @@ fn one_job(c: &mut Criterion) {
     let dataset = data::synthetic(&spec.data, 0);
     let init = data::initial_weights(spec.data.num_inputs, spec.train.init_std, 0);
     let settings = TrainSettings::default();
-    let factors = SeedFactors::new(&dataset, init.view());
+    let draw = data::book_draw(&spec.data, 0);
+    let factors = SeedFactors::book(&draw, spec.train.init_std);
 
     let mut group = c.benchmark_group("job");
     group.throughput(Throughput::Elements(1));
@@ -38,14 +39,13 @@ fn one_job(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("seed");
-    group.bench_function("data set and initial weights", |b| {
-        b.iter(|| {
-            let d = data::synthetic(&spec.data, 0);
-            let w = data::initial_weights(spec.data.num_inputs, spec.train.init_std, 0);
-            (d, w)
-        })
+    group.bench_function("the book's draw", |b| {
+        b.iter(|| data::book_draw(&spec.data, 0))
     });
-    group.bench_function("products G, P, K, Q", |b| {
+    group.bench_function("products and QRs from the draw", |b| {
+        b.iter(|| SeedFactors::book(&draw, spec.train.init_std))
+    });
+    group.bench_function("products and QR of a formed data set", |b| {
         b.iter(|| SeedFactors::new(&dataset, init.view()))
     });
     group.finish();

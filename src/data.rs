@@ -8,10 +8,11 @@
 
 use ndarray::{Array1, Array2, s};
 use ndarray_rand::RandomExt;
-use ndarray_rand::rand::SeedableRng;
+use ndarray_rand::rand::{Rng, SeedableRng};
 use ndarray_rand::rand_distr::StandardNormal;
 use rand_chacha::ChaCha8Rng;
 
+use crate::linalg::row_products;
 use crate::spec::DataSettings;
 
 /// What a ChaCha stream of a seed is used for. Each purpose has its own
@@ -22,6 +23,9 @@ pub enum Stream {
     Data = 1,
     InitialWeights = 2,
     Shuffle = 3,
+    /// The book's validation rows in the directions no loss sees (only
+    /// when a full data set is formed, see [`synthetic`]).
+    ValidationRest = 5,
 }
 
 /// The random stream `purpose` of seed `seed`.
@@ -50,31 +54,127 @@ impl Dataset {
     }
 }
 
-/// The book's synthetic data set for one seed: the first `num_train` rows
-/// train, the remaining `num_val` validate.
-pub fn synthetic(settings: &DataSettings, seed: u64) -> Dataset {
-    let n = settings.num_train + settings.num_val;
-    let d = settings.num_inputs;
-    let mut rng = rng(seed, Stream::Data);
+/// The book's data of one seed, drawn in the form training needs.
+///
+/// Training touches the validation rows V only through their products with
+/// the initial weights, the training rows and w* (for the targets): with
+/// B = [z₀ | Xᵀ | w*] (z₀ the initial weights before scaling by init_std),
+/// through V·B. For a Householder QR B = U·S (U orthonormal, d × r, with
+/// r = min(d, num_train + 2)), V·B = (V·U)·S, and since the rows of V are
+/// N(0, I) and U is orthonormal, V·U has independent N(0, 1) entries
+/// whatever B is. So the coordinates C = V·U are drawn directly: num_val × r
+/// numbers instead of num_val × num_inputs, with no product of V at all.
+/// The parts of V orthogonal to U never reach a loss; [`synthetic`] draws
+/// them from a stream of their own when a full data set is wanted (the
+/// reference trainer, tests).
+#[derive(Debug, Clone)]
+pub struct BookDraw {
+    pub x_train: Array2<f64>,
+    pub y_train: Array1<f64>,
+    /// z₀: the seed's initial weights are init_std·z₀.
+    pub z0: Array1<f64>,
+    pub true_weights: Array1<f64>,
+    pub true_bias: f64,
+    /// C = V·U, num_val × r, row-major.
+    pub val_coords: Array2<f64>,
+    /// noise_std·ε of the validation rows.
+    pub val_noise: Array1<f64>,
+}
 
-    let x: Array2<f64> = Array2::random_using((n, d), StandardNormal, &mut rng);
-    let noise: Array1<f64> = Array1::random_using(n, StandardNormal, &mut rng);
-    let w_true = Array1::from_elem(d, settings.true_weight);
-    let y = x.dot(&w_true) + settings.true_bias + noise * settings.noise_std;
-
-    let t = settings.num_train;
-    Dataset {
-        x_train: x.slice(s![..t, ..]).to_owned(),
-        y_train: y.slice(s![..t]).to_owned(),
-        x_val: x.slice(s![t.., ..]).to_owned(),
-        y_val: y.slice(s![t..]).to_owned(),
+impl BookDraw {
+    /// B = [z₀ | Xᵀ | w*], d × (num_train + 2), column-major.
+    pub fn basis_matrix(&self) -> Vec<f64> {
+        let (n, d) = self.x_train.dim();
+        let mut b = Vec::with_capacity(d * (n + 2));
+        b.extend(self.z0.iter());
+        for row in self.x_train.rows() {
+            b.extend(row.iter());
+        }
+        b.extend(self.true_weights.iter());
+        b
     }
+
+    /// r, the number of coordinates drawn for each validation row.
+    pub fn coords(num_train: usize, num_inputs: usize) -> usize {
+        num_inputs.min(num_train + 2)
+    }
+}
+
+/// Draws the book's data of one seed (DESIGN.md §2) in the reduced form of
+/// [`BookDraw`]: from the seed's data stream, the training rows, the noise
+/// of every row, then the validation rows' coordinates; from its
+/// initial-weights stream, z₀.
+pub fn book_draw(settings: &DataSettings, seed: u64) -> BookDraw {
+    let (n, nv, d) = (settings.num_train, settings.num_val, settings.num_inputs);
+    let mut rng = rng(seed, Stream::Data);
+    let x_train: Array2<f64> = Array2::random_using((n, d), StandardNormal, &mut rng);
+    let noise: Array1<f64> = Array1::random_using(n + nv, StandardNormal, &mut rng);
+    let r = BookDraw::coords(n, d);
+    let val_coords: Array2<f64> = Array2::random_using((nv, r), StandardNormal, &mut rng);
+    let w_true = Array1::from_elem(d, settings.true_weight);
+    let noise = noise * settings.noise_std;
+    let y_train = x_train.dot(&w_true) + settings.true_bias + noise.slice(s![..n]);
+    BookDraw {
+        x_train,
+        y_train,
+        z0: unit_initial_weights(d, seed),
+        true_weights: w_true,
+        true_bias: settings.true_bias,
+        val_coords,
+        val_noise: noise.slice(s![n..]).to_owned(),
+    }
+}
+
+/// The book's synthetic data set for one seed, every row formed: the first
+/// `num_train` rows train, the remaining `num_val` validate. Training uses
+/// [`book_draw`] directly; this full form, whose losses are the same up to
+/// rounding, serves the reference trainer and the tests.
+pub fn synthetic(settings: &DataSettings, seed: u64) -> Dataset {
+    let draw = book_draw(settings, seed);
+    let (n, d) = draw.x_train.dim();
+    let (nv, r) = draw.val_coords.dim();
+    let mut b = draw.basis_matrix();
+    let reflectors = crate::linalg::householder(&mut b, d, n + 2, true);
+    // basis() is column-major d × r, so read row-major it is Uᵀ (r × d).
+    let ut = crate::linalg::basis(&reflectors, d, r);
+    let coords = draw.val_coords.as_slice().expect("standard layout");
+    // V = C·Uᵀ + (I − U·Uᵀ)·H: the drawn coordinates, plus N(0, 1) noise in
+    // the directions no loss sees.
+    let mut v = row_products(coords, nv, r, &ut, d);
+    if r < d {
+        let mut rest = rng(seed, Stream::ValidationRest);
+        let h: Vec<f64> = (0..nv * d).map(|_| rest.sample(StandardNormal)).collect();
+        let mut u = vec![0.0; d * r];
+        for c in 0..r {
+            for k in 0..d {
+                u[k * r + c] = ut[c * d + k];
+            }
+        }
+        let hu = row_products(&h, nv, d, &u, r);
+        let huut = row_products(&hu, nv, r, &ut, d);
+        for ((v, h), p) in v.iter_mut().zip(&h).zip(&huut) {
+            *v += h - p;
+        }
+    }
+    let x_val = Array2::from_shape_vec((nv, d), v).expect("num_val rows of num_inputs numbers");
+    let y_val = x_val.dot(&draw.true_weights) + draw.true_bias + &draw.val_noise;
+    Dataset {
+        x_train: draw.x_train,
+        y_train: draw.y_train,
+        x_val,
+        y_val,
+    }
+}
+
+/// z₀ of a seed: its initial weights before scaling, N(0, 1) per input.
+fn unit_initial_weights(num_inputs: usize, seed: u64) -> Array1<f64> {
+    let mut rng = rng(seed, Stream::InitialWeights);
+    Array1::<f64>::random_using(num_inputs, StandardNormal, &mut rng)
 }
 
 /// The initial weights of every job of a seed: N(0, init_std²) per input.
 pub fn initial_weights(num_inputs: usize, init_std: f64, seed: u64) -> Array1<f64> {
-    let mut rng = rng(seed, Stream::InitialWeights);
-    Array1::<f64>::random_using(num_inputs, StandardNormal, &mut rng) * init_std
+    unit_initial_weights(num_inputs, seed) * init_std
 }
 
 #[cfg(test)]
@@ -116,6 +216,49 @@ mod tests {
             let expected = row.sum() * 0.01 + 0.05;
             assert!((y - expected).abs() < 1e-15);
         }
+    }
+
+    #[test]
+    fn the_formed_validation_rows_are_standard_normal_and_match_the_draw() {
+        let settings = DataSettings::default();
+        let data = synthetic(&settings, 6);
+        let v = &data.x_val;
+        let n = v.len() as f64;
+        let mean = v.sum() / n;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        // 20 000 draws: the mean's standard error is 0.007, the variance's 0.01.
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
+        // Independent of the training rows: their products are N(0, 200)
+        // per pair, so the mean product is near 0 on the scale of 14.
+        let k = v.dot(&data.x_train.t());
+        let k_mean = k.sum() / k.len() as f64;
+        assert!(k_mean.abs() < 0.5, "{k_mean}");
+
+        // The formed rows' products with B = [z₀ | Xᵀ | w*] are C·S.
+        let draw = book_draw(&settings, 6);
+        let (nt, d) = draw.x_train.dim();
+        let mut b = draw.basis_matrix();
+        crate::linalg::householder(&mut b, d, nt + 2, false);
+        let b_full = Array2::from_shape_vec((nt + 2, d), draw.basis_matrix()).unwrap();
+        let direct = v.dot(&b_full.t());
+        for row in 0..settings.num_val {
+            for col in 0..nt + 2 {
+                let via_coords: f64 = (0..=col.min(BookDraw::coords(nt, d) - 1))
+                    .map(|i| draw.val_coords[[row, i]] * b[col * d + i])
+                    .sum();
+                let want = direct[[row, col]];
+                assert!(
+                    (via_coords - want).abs() < 1e-12 * (1.0 + want.abs()),
+                    "({row}, {col}): {via_coords} vs {want}"
+                );
+            }
+        }
+        // And the targets follow the true model on them.
+        let y = v.dot(&draw.true_weights) + settings.true_bias + &draw.val_noise;
+        assert_eq!(y, data.y_val);
     }
 
     #[test]

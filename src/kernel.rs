@@ -31,9 +31,9 @@
 //! sequence of IEEE operations whatever the block's size or company — the
 //! loops over rows and coefficients run in a fixed order for every lane —
 //! so a job gives the same bits alone or in any block. Nothing is chosen at
-//! run time by CPU feature. Products of the seed are plain dot products in
-//! a fixed order (ndarray's one-dimensional `dot`), never a matrix-product
-//! kernel that dispatches on the CPU.
+//! run time by CPU feature. Products of the seed are sums in a fixed order
+//! ([`crate::linalg::row_products`]), never a matrix-product kernel that dispatches on the
+//! CPU.
 
 // The lane loops (`for j in 0..jobs`) read and write several per-job arrays
 // at once; indexing them reads more plainly than zipping five slices.
@@ -41,7 +41,8 @@
 
 use ndarray::ArrayView1;
 
-use crate::data::Dataset;
+use crate::data::{BookDraw, Dataset};
+use crate::linalg::{householder, row_products};
 use crate::spec::{Penalty, TrainSettings};
 use crate::train::{EpochLoss, Outcome, Shuffler, Status};
 
@@ -67,33 +68,86 @@ pub struct SeedFactors {
 }
 
 impl SeedFactors {
+    /// The products of a data set whose rows are all formed (a data file's
+    /// split, or a test's).
     pub fn new(data: &Dataset, init: ArrayView1<f64>) -> SeedFactors {
-        let (x, v) = (&data.x_train, &data.x_val);
-        let (n, nv) = (x.nrows(), v.nrows());
-        let mut gram = vec![0.0; n * n];
-        for r in 0..n {
-            for i in 0..=r {
-                // x_r·x_i and x_i·x_r are the same products summed in the
-                // same order, so mirroring keeps G exactly symmetric.
-                let g = x.row(r).dot(&x.row(i));
-                gram[r * n + i] = g;
-                gram[i * n + r] = g;
+        let (n, nv, d) = (data.num_train(), data.x_val.nrows(), data.num_inputs());
+        let x = data.x_train.as_standard_layout();
+        let v = data.x_val.as_standard_layout();
+        let (x, v) = (
+            x.as_slice().expect("standard layout"),
+            v.as_slice().expect("standard layout"),
+        );
+        let b = with_initial(init, x, n, d);
+        // Row s: [Q_s | K_s].
+        let val = row_products(v, nv, d, &b, n + 1);
+        SeedFactors::assemble(
+            row_products(x, n, d, &b, n + 1),
+            val,
+            data.y_train.to_vec(),
+            data.y_val.as_slice().expect("contiguous"),
+            init,
+        )
+    }
+
+    /// The products of the book's data of one seed, from its reduced draw
+    /// (see [`BookDraw`]): V·[w₀ | Xᵀ | w*] = C·S, with S the R of the QR of
+    /// B = [z₀ | Xᵀ | w*] and w₀ = init_std·z₀.
+    pub fn book(draw: &BookDraw, init_std: f64) -> SeedFactors {
+        let (n, d) = draw.x_train.dim();
+        let (nv, r) = draw.val_coords.dim();
+        let init = &draw.z0 * init_std;
+        let x = draw.x_train.as_slice().expect("standard layout");
+        let b = with_initial(init.view(), x, n, d);
+        let train = row_products(x, n, d, &b, n + 1);
+
+        let p = n + 2;
+        let mut basis = draw.basis_matrix();
+        householder(&mut basis, d, p, false);
+        // S, row-major r × p, from the column-major result.
+        let mut s = vec![0.0; r * p];
+        for row in 0..r {
+            for col in row..p {
+                s[row * p + col] = basis[col * d + row];
             }
         }
+        let coords = draw.val_coords.as_slice().expect("standard layout");
+        let m = row_products(coords, nv, r, &s, p);
+        // m's rows are [V·z₀ | K | V·w*].
+        let mut val = vec![0.0; nv * (n + 1)];
+        let mut y_val = vec![0.0; nv];
+        for row in 0..nv {
+            let m_row = &m[row * p..(row + 1) * p];
+            val[row * (n + 1)] = init_std * m_row[0];
+            val[row * (n + 1) + 1..(row + 1) * (n + 1)].copy_from_slice(&m_row[1..=n]);
+            y_val[row] = m_row[n + 1] + draw.true_bias + draw.val_noise[row];
+        }
+        SeedFactors::assemble(train, val, draw.y_train.to_vec(), &y_val, init.view())
+    }
+
+    /// From [P | G] (n × (n + 1)) and [Q | K] (nv × (n + 1)), row-major.
+    fn assemble(
+        train: Vec<f64>,
+        val: Vec<f64>,
+        y: Vec<f64>,
+        y_val: &[f64],
+        init: ArrayView1<f64>,
+    ) -> SeedFactors {
+        let (n, nv) = (y.len(), y_val.len());
+        let p = n + 1;
         // A = [Q | K | 1 | −y_v], column-major (one column of nv numbers
         // after another), reduced in place to its R.
         let width = n + 3;
         let mut a = vec![0.0; width * nv];
         for s in 0..nv {
-            let row = v.row(s);
-            a[s] = row.dot(&init);
-            for i in 0..n {
-                a[(1 + i) * nv + s] = row.dot(&x.row(i));
+            for col in 0..p {
+                a[col * nv + s] = val[s * p + col];
             }
             a[(n + 1) * nv + s] = 1.0;
-            a[(n + 2) * nv + s] = -data.y_val[s];
+            a[(n + 2) * nv + s] = -y_val[s];
         }
-        let val_rows = householder_r(&mut a, nv, width);
+        householder(&mut a, nv, width, false);
+        let val_rows = nv.min(width);
         let mut val_r = vec![0.0; val_rows * width];
         for row in 0..val_rows {
             for col in row..width {
@@ -103,63 +157,34 @@ impl SeedFactors {
         SeedFactors {
             n,
             nv,
-            gram,
-            p: (0..n).map(|r| x.row(r).dot(&init)).collect(),
+            // Row r of `train` is [P_r | G_r]. G_ri and G_ir are the same
+            // products summed in the same order, so G is exactly symmetric.
+            gram: (0..n)
+                .flat_map(|r| train[r * p + 1..(r + 1) * p].iter().copied())
+                .collect(),
+            p: (0..n).map(|r| train[r * p]).collect(),
             val_r,
-            w0_sq: init.dot(&init),
-            y: data.y_train.to_vec(),
+            w0_sq: init.iter().fold(0.0, |s, w| s + w * w),
+            y,
             rows_train: (0..n).collect(),
             rows_val: (0..val_rows).collect(),
         }
     }
 }
 
-/// Householder QR of the column-major `m × p` matrix `a`, in place: on
-/// return its upper trapezoid (rows below min(m, p) are dropped) is R, and
-/// everything below the diagonal is zero. Returns R's row count, min(m, p).
-/// Q itself is not kept: only lengths ‖R·z‖ = ‖A·z‖ are needed.
-///
-/// Each reflection follows LAPACK's `dlarfg` convention, H = I − τ·v·vᵀ
-/// with v₀ = 1, and the column norm is taken with a scale so that no square
-/// overflows or underflows. All sums run in a fixed order.
-fn householder_r(a: &mut [f64], m: usize, p: usize) -> usize {
-    let rows = m.min(p);
-    let mut v = vec![0.0; m];
-    for k in 0..rows {
-        let col = &a[k * m..(k + 1) * m];
-        let alpha = col[k];
-        let tail = &col[k + 1..];
-        let scale = tail.iter().fold(0.0f64, |s, x| s.max(x.abs()));
-        if scale == 0.0 {
-            // Nothing below the diagonal: the column is reduced already.
-            continue;
-        }
-        let scale = scale.max(alpha.abs());
-        let sum_sq = col[k..].iter().fold(0.0, |s, x| {
-            let t = x / scale;
-            s + t * t
-        });
-        let norm = scale * sum_sq.sqrt();
-        let beta = if alpha >= 0.0 { -norm } else { norm };
-        let tau = (beta - alpha) / beta;
-        let inv = 1.0 / (alpha - beta);
-        v[k] = 1.0;
-        for i in k + 1..m {
-            v[i] = col[i] * inv;
-        }
-        let col = &mut a[k * m..(k + 1) * m];
-        col[k] = beta;
-        col[k + 1..].fill(0.0);
-        for j in k + 1..p {
-            let cj = &mut a[j * m..(j + 1) * m];
-            let w = (k..m).fold(0.0, |s, i| s + v[i] * cj[i]);
-            let tw = tau * w;
-            for i in k..m {
-                cj[i] -= tw * v[i];
-            }
+/// [w₀ | Xᵀ], d × (n + 1) row-major, for the row-major n × d training rows
+/// `x`: a row of X or V times it is that row's products with w₀ and with
+/// every training row.
+fn with_initial(init: ArrayView1<f64>, x: &[f64], n: usize, d: usize) -> Vec<f64> {
+    let p = n + 1;
+    let mut b = vec![0.0; d * p];
+    for k in 0..d {
+        b[k * p] = init[k];
+        for i in 0..n {
+            b[k * p + 1 + i] = x[i * d + k];
         }
     }
-    rows
+    b
 }
 
 /// The state of a block of jobs, job-fastest: z = (c, a₀ … a_{n−1}, b),
@@ -171,17 +196,20 @@ struct Block {
 }
 
 impl Block {
+    /// c, a and b: c and b one number per job, a one row of jobs per
+    /// coefficient.
+    fn parts(&self) -> (&[f64], &[f64], &[f64]) {
+        let (c, rest) = self.z.split_at(self.jobs);
+        let (a, b) = rest.split_at(self.n * self.jobs);
+        (c, a, b)
+    }
+
     fn c(&self, j: usize) -> f64 {
         self.z[j]
     }
 
     fn b(&self, j: usize) -> f64 {
         self.z[(self.n + 1) * self.jobs + j]
-    }
-
-    /// The coefficients a, row by row, each row holding every job.
-    fn a(&self) -> &[f64] {
-        &self.z[self.jobs..(self.n + 1) * self.jobs]
     }
 }
 
@@ -205,9 +233,9 @@ fn evaluate(f: &SeedFactors, st: &Block, s: &mut Scratch, with_val: bool) {
     s.train.fill(0.0);
     s.a_p.fill(0.0);
     s.a_g_a.fill(0.0);
-    let a = st.a();
+    let (c, a, b) = st.parts();
     products(&TRAIN, &f.gram, n, &f.rows_train, st, |r, j, dot| {
-        let e = st.c(j) * f.p[r] + dot + st.b(j) - f.y[r];
+        let e = c[j] * f.p[r] + dot + b[j] - f.y[r];
         s.train[j] += 0.5 * e * e;
         s.a_p[j] += a[r * jn + j] * f.p[r];
         s.a_g_a[j] += a[r * jn + j] * dot;
@@ -351,9 +379,10 @@ fn step(
     let (n, jn) = (f.n, st.jobs);
     let m = batch.len() as f64;
     s.err_sum.fill(0.0);
+    let (c, _, b) = st.parts();
     products(&TRAIN, &f.gram, n, batch, st, |slot, j, dot| {
         let r = batch[slot];
-        let e = st.c(j) * f.p[r] + dot + st.b(j) - f.y[r];
+        let e = c[j] * f.p[r] + dot + b[j] - f.y[r];
         s.err[slot * jn + j] = e;
         s.err_sum[j] += e;
     });
@@ -539,49 +568,15 @@ mod tests {
     }
 
     #[test]
-    fn the_reduced_residual_has_the_length_of_the_full_one() {
-        // Tall (more validation rows than columns, R is square) and wide
-        // (fewer, R is trapezoidal); columns of very different scales.
-        use ndarray_rand::rand::Rng;
-        let mut rng = crate::data::rng(11, crate::data::Stream::Data);
-        for (m, p) in [(100, 23), (37, 9), (5, 23), (1, 4)] {
-            let a: Vec<f64> = (0..m * p)
-                .map(|i| rng.random_range(-1.0..1.0) * 10f64.powi((i / m) as i32 % 7 - 3))
-                .collect();
-            let mut r = a.clone();
-            let rows = householder_r(&mut r, m, p);
-            assert_eq!(rows, m.min(p));
-            for col in 0..p {
-                for row in (col + 1)..m {
-                    assert_eq!(
-                        r[col * m + row],
-                        0.0,
-                        "below the diagonal at ({row}, {col})"
-                    );
-                }
-            }
-            for _ in 0..20 {
-                let z: Vec<f64> = (0..p).map(|_| rng.random_range(-2.0..2.0)).collect();
-                let len = |mat: &[f64], rows: usize| {
-                    (0..rows)
-                        .map(|i| (0..p).map(|j| mat[j * m + i] * z[j]).sum::<f64>().powi(2))
-                        .sum::<f64>()
-                };
-                let (full, reduced) = (len(&a, m), len(&r, rows));
-                assert!(
-                    (full - reduced).abs() <= 1e-13 * full,
-                    "{m} × {p}: ‖Az‖² = {full}, ‖Rz‖² = {reduced}"
-                );
-            }
-        }
-    }
-
-    #[test]
     fn the_kernel_matches_the_straightforward_reference() {
         // The book's shape, then fewer validation rows than R has columns
         // (R trapezoidal), then a small odd shape that leaves remainders in
         // every tile.
-        for (num_train, num_val, num_inputs) in [(20, 100, 200), (20, 3, 200), (7, 13, 30)] {
+        // And more rows than inputs, where the book's validation rows are
+        // drawn whole (r = num_inputs).
+        for (num_train, num_val, num_inputs) in
+            [(20, 100, 200), (20, 3, 200), (7, 13, 30), (20, 30, 5)]
+        {
             let settings = DataSettings {
                 num_train,
                 num_val,
@@ -592,10 +587,29 @@ mod tests {
         }
     }
 
+    /// The reference trains on the full data set; the kernel on the book's
+    /// reduced draw, as the sweep does, and on the full data set's products,
+    /// as for a data file.
     fn matches_reference(data_settings: &DataSettings) {
         let data = synthetic(data_settings, 3);
         let init = initial_weights(data_settings.num_inputs, 0.01, 3);
-        let f = SeedFactors::new(&data, init.view());
+        let book = SeedFactors::book(&crate::data::book_draw(data_settings, 3), 0.01);
+        for f in [book, SeedFactors::new(&data, init.view())] {
+            for r in 0..f.n {
+                for i in 0..f.n {
+                    assert_eq!(f.gram[r * f.n + i].to_bits(), f.gram[i * f.n + r].to_bits());
+                }
+            }
+            matches_reference_with(&f, &data, init.view(), data_settings);
+        }
+    }
+
+    fn matches_reference_with(
+        f: &SeedFactors,
+        data: &Dataset,
+        init: ndarray::ArrayView1<f64>,
+        data_settings: &DataSettings,
+    ) {
         let jobs: Vec<(f64, f64)> = [0.0, 0.001, 0.1, 1.0, 3.0, 30.0]
             .iter()
             .flat_map(|&l| [0.003, 0.01, 0.03, 10.0].map(|r| (l, r)))
@@ -606,9 +620,9 @@ mod tests {
                 batch_size: 5.min(data_settings.num_train),
                 ..TrainSettings::default()
             };
-            let fast = fit_block(&f, &settings, &jobs, 3, true);
+            let fast = fit_block(f, &settings, &jobs, 3, true);
             for (&(lambda, lr), got) in jobs.iter().zip(&fast) {
-                let want = train::fit(&data, &settings, lambda, lr, init.view(), 3).outcome;
+                let want = train::fit(data, &settings, lambda, lr, init, 3).outcome;
                 let what = format!("{data_settings:?} {penalty:?} λ = {lambda}, lr = {lr}");
                 assert_eq!(got.status, want.status, "{what}");
                 assert_eq!(got.curve.len(), want.curve.len(), "{what}");

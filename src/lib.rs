@@ -13,6 +13,7 @@ pub mod grid;
 pub mod journal;
 pub mod kernel;
 pub mod key;
+pub mod linalg;
 pub mod lock;
 pub mod numfmt;
 pub mod output;

@@ -211,10 +211,9 @@ pub fn run_jobs_with(
         }
         let started = Instant::now();
         let seed = grid.seeds.get(*si);
-        let dataset = data::synthetic(&spec.data, seed);
-        let init = data::initial_weights(spec.data.num_inputs, spec.train.init_std, seed);
-        let factors = SeedFactors::new(&dataset, init.view());
-        drop(dataset);
+        let draw = data::book_draw(&spec.data, seed);
+        let factors = SeedFactors::book(&draw, spec.train.init_std);
+        drop(draw);
         Clock::add(&control.clock.data_ns, started);
         // A block's size changes no job's arithmetic (see `kernel`); it only
         // sets how much work one task takes.
