@@ -69,28 +69,44 @@ fn checksum(payload: &[u8]) -> [u8; 8] {
 
 /// Appends one framed record to `buf`.
 pub fn encode(buf: &mut Vec<u8>, r: &Record) {
-    let mut p = Vec::with_capacity(64 + r.outcome.curve.len() * 18);
-    let key = r.key.as_bytes();
-    p.push(key.len() as u8);
-    p.extend_from_slice(key);
-    p.extend_from_slice(&r.lambda.to_bits().to_le_bytes());
-    p.extend_from_slice(&r.lr.to_bits().to_le_bytes());
-    p.extend_from_slice(&r.seed.to_le_bytes());
-    p.push(match r.outcome.status {
+    encode_parts(buf, &r.key, r.lambda, r.lr, r.seed, &r.outcome);
+}
+
+/// [`encode`] from borrowed parts, so that a finished job is journaled
+/// without copying its curve.
+pub fn encode_parts(
+    buf: &mut Vec<u8>,
+    key: &str,
+    lambda: f64,
+    lr: f64,
+    seed: u64,
+    outcome: &Outcome,
+) {
+    // The frame: payload length, payload, checksum of the payload.
+    let len_at = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    let start = buf.len();
+    buf.push(key.len() as u8);
+    buf.extend_from_slice(key.as_bytes());
+    buf.extend_from_slice(&lambda.to_bits().to_le_bytes());
+    buf.extend_from_slice(&lr.to_bits().to_le_bytes());
+    buf.extend_from_slice(&seed.to_le_bytes());
+    buf.push(match outcome.status {
         Status::Ok => 0,
         Status::Diverged => 1,
     });
-    put_opt(&mut p, r.outcome.train_loss);
-    put_opt(&mut p, r.outcome.val_loss);
-    put_opt(&mut p, r.outcome.l2_penalty);
-    p.extend_from_slice(&(r.outcome.curve.len() as u32).to_le_bytes());
-    for e in &r.outcome.curve {
-        put_opt(&mut p, e.train);
-        put_opt(&mut p, e.val);
+    put_opt(buf, outcome.train_loss);
+    put_opt(buf, outcome.val_loss);
+    put_opt(buf, outcome.l2_penalty);
+    buf.extend_from_slice(&(outcome.curve.len() as u32).to_le_bytes());
+    for e in &outcome.curve {
+        put_opt(buf, e.train);
+        put_opt(buf, e.val);
     }
-    buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
-    buf.extend_from_slice(&p);
-    buf.extend_from_slice(&checksum(&p));
+    let len = (buf.len() - start) as u32;
+    buf[len_at..start].copy_from_slice(&len.to_le_bytes());
+    let sum = checksum(&buf[start..]);
+    buf.extend_from_slice(&sum);
 }
 
 /// A cursor over a payload; every read fails cleanly past its end.

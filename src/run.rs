@@ -782,16 +782,7 @@ fn spawn_journal_writer(
             match rx.recv_timeout(EVERY) {
                 Ok(r) => {
                     if error.is_none() {
-                        journal::encode(
-                            &mut buf,
-                            &journal::Record {
-                                key: r.key.clone(),
-                                lambda: r.lambda,
-                                lr: r.lr,
-                                seed: r.seed,
-                                outcome: r.outcome.clone(),
-                            },
-                        );
+                        journal::encode_parts(&mut buf, &r.key, r.lambda, r.lr, r.seed, &r.outcome);
                     }
                     kept.push(r);
                 }
