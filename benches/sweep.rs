@@ -22,8 +22,9 @@ seed = { count = 50 }
 
 fn one_job(c: &mut Criterion) {
     let spec = Spec::from_toml("", "bench", "bench").unwrap();
-    let dataset = data::synthetic(&spec.data, 0);
-    let init = data::initial_weights(spec.data.num_inputs, spec.train.init_std, 0);
+    let book = spec.data.book().expect("the book's data");
+    let dataset = data::synthetic(book, 0);
+    let init = data::initial_weights(book.num_inputs, spec.train.init_std, 0);
     let settings = TrainSettings::default();
     let factors = SeedFactors::new(&dataset, init.view());
 
@@ -40,8 +41,8 @@ fn one_job(c: &mut Criterion) {
     let mut group = c.benchmark_group("seed");
     group.bench_function("data set and initial weights", |b| {
         b.iter(|| {
-            let d = data::synthetic(&spec.data, 0);
-            let w = data::initial_weights(spec.data.num_inputs, spec.train.init_std, 0);
+            let d = data::synthetic(book, 0);
+            let w = data::initial_weights(book.num_inputs, spec.train.init_std, 0);
             (d, w)
         })
     });

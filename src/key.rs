@@ -2,11 +2,16 @@
 //!
 //! A job is its data settings, training settings, λ, lr and seed. Its key is
 //! a BLAKE3 hash of those inputs in a canonical byte form — integers as
-//! little-endian u64, floats by their exact bit pattern — together with
-//! [`NUMERICS_VERSION`]. The experiment hash is the same without λ, lr and
-//! seed: it identifies an output folder.
+//! little-endian u64, floats by their exact bit pattern, text as its length
+//! and bytes — together with [`NUMERICS_VERSION`]. The experiment hash is
+//! the same without λ, lr and seed: it identifies an output folder.
+//!
+//! A data file enters by the BLAKE3 hash of its bytes, not its path: an
+//! edited file is a different experiment, a moved one the same. The book's
+//! data keep the bytes they always had, so their keys never change.
 
-use crate::spec::{DataSettings, Penalty, TrainSettings};
+use crate::spec::{DataSettings, DataSource, Format, Penalty, Split, TrainSettings};
+use crate::table::Table;
 
 /// Changes whenever the training arithmetic changes, so results computed by
 /// older code are never mistaken for current ones. Bump it in the same
@@ -16,8 +21,17 @@ use crate::spec::{DataSettings, Penalty, TrainSettings};
 /// 2: SGD in the span of the training rows (`kernel`).
 pub const NUMERICS_VERSION: u32 = 2;
 
-fn experiment_bytes(data: &DataSettings, train: &TrainSettings) -> blake3::Hasher {
+fn experiment_bytes(data: &DataSource, train: &TrainSettings) -> blake3::Hasher {
     let mut h = blake3::Hasher::new();
+    match data {
+        DataSource::Book(book) => book_bytes(&mut h, book),
+        DataSource::Table(table) => table_bytes(&mut h, table),
+    }
+    train_bytes(&mut h, train);
+    h
+}
+
+fn book_bytes(h: &mut blake3::Hasher, data: &DataSettings) {
     h.update(b"wdsweep experiment\0");
     h.update(&NUMERICS_VERSION.to_le_bytes());
     for n in [data.num_train, data.num_val, data.num_inputs] {
@@ -26,6 +40,41 @@ fn experiment_bytes(data: &DataSettings, train: &TrainSettings) -> blake3::Hashe
     for x in [data.noise_std, data.true_weight, data.true_bias] {
         h.update(&x.to_bits().to_le_bytes());
     }
+}
+
+/// A data file by its bytes' hash and by what the spec takes from it. The
+/// path is left out: it names where the bytes are, not what they are.
+fn table_bytes(h: &mut blake3::Hasher, table: &Table) {
+    let text = |h: &mut blake3::Hasher, s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    h.update(b"wdsweep table experiment\0");
+    h.update(&NUMERICS_VERSION.to_le_bytes());
+    h.update(table.hash.as_bytes());
+    h.update(&[match table.format {
+        Format::Csv => 0u8,
+        Format::Parquet => 1u8,
+    }]);
+    text(h, &table.target);
+    h.update(&(table.features.len() as u64).to_le_bytes());
+    for f in &table.features {
+        text(h, f);
+    }
+    match table.split {
+        Split::ValFraction(f) => {
+            h.update(&[0u8]);
+            h.update(&f.to_bits().to_le_bytes());
+        }
+        Split::TrainRows(n) => {
+            h.update(&[1u8]);
+            h.update(&(n as u64).to_le_bytes());
+        }
+    }
+    h.update(&[u8::from(table.standardize)]);
+}
+
+fn train_bytes(h: &mut blake3::Hasher, train: &TrainSettings) {
     for n in [train.epochs, train.batch_size] {
         h.update(&(n as u64).to_le_bytes());
     }
@@ -35,17 +84,16 @@ fn experiment_bytes(data: &DataSettings, train: &TrainSettings) -> blake3::Hashe
         Penalty::Optimizer => 1u8,
     }]);
     h.update(&train.diverge_above.to_bits().to_le_bytes());
-    h
 }
 
 /// The hash of an experiment's data and training settings, as 32 hex digits.
-pub fn experiment_hash(data: &DataSettings, train: &TrainSettings) -> String {
+pub fn experiment_hash(data: &DataSource, train: &TrainSettings) -> String {
     short_hex(&experiment_bytes(data, train))
 }
 
 /// The key of one job, as 32 hex digits.
 pub fn job_key(
-    data: &DataSettings,
+    data: &DataSource,
     train: &TrainSettings,
     lambda: f64,
     lr: f64,
@@ -69,16 +117,18 @@ mod tests {
 
     #[test]
     fn keys_change_with_every_input() {
-        let (d, t) = (DataSettings::default(), TrainSettings::default());
+        let book = |d: &DataSettings| DataSource::Book(d.clone());
+        let (settings, t) = (DataSettings::default(), TrainSettings::default());
+        let d = book(&settings);
         let base = job_key(&d, &t, 3.0, 0.01, 0);
         assert_eq!(base, job_key(&d, &t, 3.0, 0.01, 0));
         assert_ne!(base, job_key(&d, &t, 3.0, 0.01, 1));
         assert_ne!(base, job_key(&d, &t, 3.0000000000000004, 0.01, 0));
         assert_ne!(base, job_key(&d, &t, 3.0, 0.03, 0));
-        let d2 = DataSettings {
+        let d2 = book(&DataSettings {
             noise_std: 0.02,
-            ..d.clone()
-        };
+            ..settings.clone()
+        });
         assert_ne!(base, job_key(&d2, &t, 3.0, 0.01, 0));
         let t2 = TrainSettings {
             penalty: Penalty::Optimizer,

@@ -99,31 +99,29 @@ fn a_job_gives_the_same_bits_alone_and_in_any_grid() {
 #[test]
 fn every_lambda_and_lr_of_a_seed_sees_the_same_data_weights_and_batches() {
     let spec = Spec::from_toml(GRID, "grid.toml", "grid").unwrap();
+    let book = spec.data.book().unwrap();
     let seed = 3;
-    let data = wdsweep::data::synthetic(&spec.data, seed);
-    let init = wdsweep::data::initial_weights(spec.data.num_inputs, spec.train.init_std, seed);
+    let data = wdsweep::data::synthetic(book, seed);
+    let init = wdsweep::data::initial_weights(book.num_inputs, spec.train.init_std, seed);
     // What a job is handed depends on the seed alone: regenerate it as each
     // (λ, lr) job does and compare.
     for _lambda in &spec.grid.lambdas {
         for _lr in &spec.grid.lrs {
-            assert_eq!(wdsweep::data::synthetic(&spec.data, seed), data);
+            assert_eq!(wdsweep::data::synthetic(book, seed), data);
             assert_eq!(wdsweep::data::initial_weights(50, 0.01, seed), init);
         }
     }
     // The minibatch order is drawn from the seed's shuffle stream only.
-    let first = wdsweep::train::epoch_orders(seed, spec.data.num_train, 3);
-    assert_eq!(
-        first,
-        wdsweep::train::epoch_orders(seed, spec.data.num_train, 3)
-    );
+    let first = wdsweep::train::epoch_orders(seed, book.num_train, 3);
+    assert_eq!(first, wdsweep::train::epoch_orders(seed, book.num_train, 3));
     assert_ne!(
         first,
-        wdsweep::train::epoch_orders(seed + 1, spec.data.num_train, 3)
+        wdsweep::train::epoch_orders(seed + 1, book.num_train, 3)
     );
     assert_ne!(first[0], first[1], "every epoch reshuffles");
     let mut sorted = first[0].clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, (0..spec.data.num_train).collect::<Vec<_>>());
+    assert_eq!(sorted, (0..book.num_train).collect::<Vec<_>>());
 }
 
 #[test]
