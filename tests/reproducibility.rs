@@ -6,21 +6,6 @@ mod common;
 use common::*;
 use wdsweep::spec::Spec;
 use wdsweep::sweep::{self, JobResult, Progress};
-use wdsweep::train::Outcome;
-
-/// Every number of an outcome as raw bits, so that comparisons are exact.
-fn bits(o: &Outcome) -> Vec<Option<u64>> {
-    let mut v = vec![
-        o.train_loss.map(f64::to_bits),
-        o.val_loss.map(f64::to_bits),
-        o.l2_penalty.map(f64::to_bits),
-    ];
-    for e in &o.curve {
-        v.push(e.train.map(f64::to_bits));
-        v.push(e.val.map(f64::to_bits));
-    }
-    v
-}
 
 fn run_with(spec: &Spec, threads: usize) -> Vec<JobResult> {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -55,8 +40,8 @@ fn per_job_results_are_identical_for_1_2_4_and_7_threads() {
             assert_eq!(a.index, b.index);
             assert_eq!(a.key, b.key);
             assert_eq!(
-                bits(&a.outcome),
-                bits(&b.outcome),
+                outcome_bits(&a.outcome),
+                outcome_bits(&b.outcome),
                 "job {} with {threads} threads",
                 a.index.job
             );
@@ -90,8 +75,8 @@ fn a_job_gives_the_same_bits_alone_and_in_any_grid() {
     let a = find(&run_with(&alone, 1));
     let b = find(&run_with(&other, 2));
     let c = find(&run_with(&big, 2));
-    assert_eq!(bits(&a.outcome), bits(&b.outcome));
-    assert_eq!(bits(&a.outcome), bits(&c.outcome));
+    assert_eq!(outcome_bits(&a.outcome), outcome_bits(&b.outcome));
+    assert_eq!(outcome_bits(&a.outcome), outcome_bits(&c.outcome));
     assert_eq!(a.key, b.key);
     assert_eq!(a.key, c.key);
 }
