@@ -138,4 +138,90 @@ mod tests {
         assert_ne!(experiment_hash(&d, &t), experiment_hash(&d2, &t));
         assert_eq!(base.len(), 32);
     }
+
+    #[test]
+    fn a_tables_key_changes_with_every_setting_but_its_path() {
+        use crate::spec::TableSettings;
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "a,b,y\n1,5,2\n2,3,4\n3,8,5\n4,1,7\n5,9,1\n";
+        for name in ["t.csv", "moved.csv"] {
+            std::fs::write(dir.path().join(name), csv).unwrap();
+        }
+        std::fs::write(dir.path().join("edited.csv"), csv.replace("3,8,5", "3,8,6")).unwrap();
+        let settings = TableSettings {
+            path: dir.path().join("t.csv"),
+            written: "t.csv".into(),
+            format: Format::Csv,
+            target: "y".into(),
+            features: None,
+            split: Split::ValFraction(0.2),
+            standardize: true,
+        };
+        let key = |s: &TableSettings| {
+            let table = Table::load(s.clone(), "s.toml").unwrap();
+            job_key(
+                &DataSource::Table(Arc::new(table)),
+                &TrainSettings::default(),
+                0.1,
+                0.01,
+                0,
+            )
+        };
+        let base = key(&settings);
+        // The path names where the bytes are, not what they are.
+        let moved = TableSettings {
+            path: dir.path().join("moved.csv"),
+            ..settings.clone()
+        };
+        assert_eq!(base, key(&moved));
+        // The default features are the listed ones spelt out.
+        let listed = TableSettings {
+            features: Some(vec!["a".into(), "b".into()]),
+            ..settings.clone()
+        };
+        assert_eq!(base, key(&listed));
+        let changes = [
+            TableSettings {
+                path: dir.path().join("edited.csv"),
+                ..settings.clone()
+            },
+            TableSettings {
+                target: "b".into(),
+                ..settings.clone()
+            },
+            TableSettings {
+                features: Some(vec!["b".into(), "a".into()]),
+                ..settings.clone()
+            },
+            TableSettings {
+                features: Some(vec!["a".into()]),
+                ..settings.clone()
+            },
+            TableSettings {
+                split: Split::ValFraction(0.4),
+                ..settings.clone()
+            },
+            TableSettings {
+                split: Split::TrainRows(4),
+                ..settings.clone()
+            },
+            TableSettings {
+                standardize: false,
+                ..settings.clone()
+            },
+        ];
+        for changed in &changes {
+            assert_ne!(base, key(changed), "{changed:?}");
+        }
+        let book = job_key(
+            &DataSource::Book(DataSettings::default()),
+            &TrainSettings::default(),
+            0.1,
+            0.01,
+            0,
+        );
+        assert_ne!(base, book);
+    }
 }

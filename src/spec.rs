@@ -7,6 +7,10 @@
 //! fills in the book's defaults, expands the grid axes and checks every
 //! value once; nothing downstream re-validates. Every refusal is a
 //! [`SpecError`] naming the file, the key and what would be valid.
+//!
+//! A spec whose `[data]` names a file ends by reading it
+//! ([`crate::table`]): the file's bad cells and rows are refused the same
+//! way, so a [`Spec`] in hand always has clean data.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -153,7 +153,7 @@ impl Table {
             ));
         }
         let n = frame.height();
-        let (num_train, num_val) = split_sizes(n, settings.split, &shown, spec)?;
+        let num_val = validation_rows(n, settings.split, &shown, spec)?;
 
         // Every used column as numbers; the first bad cell in the file's
         // order (by row, then by column) is the one reported.
@@ -216,7 +216,7 @@ impl Table {
             x,
             y,
             hash,
-            num_val: num_val.min(n - num_train),
+            num_val,
         })
     }
 
@@ -381,9 +381,9 @@ impl Table {
     }
 }
 
-/// The training and validation row counts of `n` rows, or why `n` rows are
-/// too few.
-fn split_sizes(n: usize, split: Split, shown: &str, spec: &str) -> Result<(usize, usize), String> {
+/// How many of `n` rows validate (the rest train), or why `n` rows are too
+/// few.
+fn validation_rows(n: usize, split: Split, shown: &str, spec: &str) -> Result<usize, String> {
     if n == 0 {
         return Err(format!(
             "{shown} has no data rows (only a header); a sweep needs at least 3 rows: 2 to \
@@ -411,7 +411,7 @@ fn split_sizes(n: usize, split: Split, shown: &str, spec: &str) -> Result<(usize
                     short(f),
                 ));
             }
-            Ok((train, val))
+            Ok(val)
         }
         Split::TrainRows(t) => {
             if t >= n {
@@ -425,7 +425,7 @@ fn split_sizes(n: usize, split: Split, shown: &str, spec: &str) -> Result<(usize
                      row to validate; {fix}"
                 ));
             }
-            Ok((t, n - t))
+            Ok(n - t)
         }
     }
 }
