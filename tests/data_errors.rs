@@ -39,12 +39,6 @@ fn refused(csv: &str, keys: &str) -> String {
     )
 }
 
-fn assert_mentions(err: &str, words: &[&str]) {
-    for w in words {
-        assert!(err.contains(w), "{err:?} does not mention {w:?}");
-    }
-}
-
 /// Writes a Parquet file of float columns (`None` is a null cell).
 fn write_parquet(path: &Path, columns: Vec<Column>) {
     let mut df = DataFrame::new_infer_height(columns).unwrap();

@@ -15,12 +15,6 @@ fn refused(text: &str) -> String {
     }
 }
 
-fn assert_mentions(err: &str, words: &[&str]) {
-    for w in words {
-        assert!(err.contains(w), "{err:?} does not mention {w:?}");
-    }
-}
-
 #[test]
 fn lamda_in_grid_is_an_unknown_key_with_a_suggestion() {
     let err = refused("[grid]\nlamda = [0, 1]\n");

@@ -39,6 +39,13 @@ pub fn run_loud(spec: &Path, out: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Asserts that a message contains every one of `words`.
+pub fn assert_mentions(err: &str, words: &[&str]) {
+    for w in words {
+        assert!(err.contains(w), "{err:?} does not mention {w:?}");
+    }
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
