@@ -235,11 +235,10 @@ impl Table {
         self.num_val
     }
 
-    /// Checks what depends on the run as well as on the file (`spec` names
-    /// the spec in messages): the batch
-    /// fits in the training rows, and no seed of `seeds` leaves a feature
-    /// that cannot be standardised. It costs about one epoch per seed, so a
-    /// run never fails half-way.
+    /// Checks what depends on the run as well as on the file: the batch fits
+    /// in the training rows, and no seed of `seeds` leaves a feature that
+    /// cannot be standardised. It costs about one epoch per seed, and means
+    /// a run never fails half-way. `spec` names the spec in messages.
     pub fn check_run(&self, batch_size: usize, seeds: &SeedAxis, spec: &str) -> Result<(), String> {
         let shown = self.path.display();
         if batch_size > self.num_train() {
