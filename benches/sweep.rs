@@ -22,10 +22,11 @@ seed = { count = 50 }
 
 fn one_job(c: &mut Criterion) {
     let spec = Spec::from_toml("", "bench", "bench").unwrap();
-    let dataset = data::synthetic(&spec.data, 0);
-    let init = data::initial_weights(spec.data.num_inputs, spec.train.init_std, 0);
+    let book = spec.data.book().expect("the book's data");
+    let dataset = data::synthetic(book, 0);
+    let init = data::initial_weights(book.num_inputs, spec.train.init_std, 0);
     let settings = TrainSettings::default();
-    let draw = data::book_draw(&spec.data, 0);
+    let draw = data::book_draw(book, 0);
     let factors = SeedFactors::book(&draw, spec.train.init_std);
 
     let mut group = c.benchmark_group("job");
@@ -39,9 +40,7 @@ fn one_job(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("seed");
-    group.bench_function("the book's draw", |b| {
-        b.iter(|| data::book_draw(&spec.data, 0))
-    });
+    group.bench_function("the book's draw", |b| b.iter(|| data::book_draw(book, 0)));
     group.bench_function("products and QRs from the draw", |b| {
         b.iter(|| SeedFactors::book(&draw, spec.train.init_std))
     });

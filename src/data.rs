@@ -4,7 +4,9 @@
 //! y = X·w* + b* + ε with w* = true_weight·1 and ε ~ N(0, noise_std²). It is a pure
 //! function of the data settings and the seed, generated once per seed and
 //! shared by every job of that seed, so all λ's and lr's of a seed are
-//! compared on the same rows (common random numbers, DESIGN.md §3).
+//! compared on the same rows (common random numbers, DESIGN.md §3). A
+//! user's file is read once per run instead, and each seed takes its own
+//! split of it ([`crate::table`]).
 
 use ndarray::{Array1, Array2, s};
 use ndarray_rand::RandomExt;
@@ -13,7 +15,7 @@ use ndarray_rand::rand_distr::StandardNormal;
 use rand_chacha::ChaCha8Rng;
 
 use crate::linalg::row_products;
-use crate::spec::DataSettings;
+use crate::spec::{DataSettings, DataSource};
 
 /// What a ChaCha stream of a seed is used for. Each purpose has its own
 /// stream, so drawing more of one never shifts another.
@@ -23,6 +25,8 @@ pub enum Stream {
     Data = 1,
     InitialWeights = 2,
     Shuffle = 3,
+    /// Which rows of a data file validate.
+    Split = 4,
     /// The book's validation rows in the directions no loss sees (only
     /// when a full data set is formed, see [`synthetic`]).
     ValidationRest = 5,
@@ -170,6 +174,16 @@ pub fn synthetic(settings: &DataSettings, seed: u64) -> Dataset {
 fn unit_initial_weights(num_inputs: usize, seed: u64) -> Array1<f64> {
     let mut rng = rng(seed, Stream::InitialWeights);
     Array1::<f64>::random_using(num_inputs, StandardNormal, &mut rng)
+}
+
+/// The data set of a seed, from either source. A data file's seeds are
+/// checked when the spec is read, so this fails only for a seed outside
+/// the spec's grid.
+pub fn for_seed(source: &DataSource, seed: u64) -> Result<Dataset, String> {
+    match source {
+        DataSource::Book(settings) => Ok(synthetic(settings, seed)),
+        DataSource::Table(table) => table.dataset(seed),
+    }
 }
 
 /// The initial weights of every job of a seed: N(0, init_std²) per input.

@@ -6,13 +6,14 @@
 //! spread, a diverged cell's mean) are empty, never `NaN`.
 
 use std::fmt::Write as _;
+use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::grid::SeedAxis;
 use crate::key::{NUMERICS_VERSION, experiment_hash};
 use crate::numfmt::{short, short_opt, sig};
-use crate::spec::{DataSettings, Spec, TrainSettings};
+use crate::spec::{DataSettings, DataSource, Format, Spec, Split, TrainSettings};
 use crate::summary::{Cell, Choice};
 
 /// The tool's version, as recorded in result files.
@@ -21,10 +22,30 @@ pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Serialize)]
 struct SpecAsRun<'a> {
     name: &'a str,
-    data: &'a DataSettings,
+    data: DataAsRun<'a>,
     train: &'a TrainSettings,
     grid: GridAsRun<'a>,
     provenance: Provenance,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum DataAsRun<'a> {
+    Book(&'a DataSettings),
+    Table(TableAsRun<'a>),
+}
+
+#[derive(Serialize)]
+struct TableAsRun<'a> {
+    path: String,
+    format: Format,
+    target: &'a str,
+    features: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_fraction: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    train_rows: Option<u64>,
+    standardize: bool,
 }
 
 #[derive(Serialize)]
@@ -46,12 +67,47 @@ struct Provenance {
     tool_version: &'static str,
     numerics_version: u32,
     experiment: String,
+    /// `spec::DATA_HASH_KEY`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_file_blake3: Option<String>,
 }
 
-/// `spec.toml`: the spec with every default filled in and the grid
-/// expanded, plus the versions that produced the results. It is itself a
-/// valid spec: running it repeats the sweep.
-pub fn spec_as_run(spec: &Spec) -> String {
+/// `file` as a `spec.toml` in `folder` should name it: relative to the
+/// folder when the two share a folder below the root, so that a results
+/// folder committed with its data keeps working wherever the repository is
+/// cloned; absolute otherwise, and whenever either cannot be resolved.
+pub fn path_from(folder: &Path, file: &Path) -> String {
+    let absolute = || {
+        std::path::absolute(file)
+            .unwrap_or_else(|_| file.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let (Ok(folder), Ok(target)) = (folder.canonicalize(), file.canonicalize()) else {
+        return absolute();
+    };
+    let (from, to): (Vec<Component>, Vec<Component>) =
+        (folder.components().collect(), target.components().collect());
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    // Only the root in common: "../../.." up to it says less than the
+    // absolute path.
+    if common <= 1 {
+        return target.display().to_string();
+    }
+    let mut relative = PathBuf::new();
+    for _ in common..from.len() {
+        relative.push("..");
+    }
+    relative.extend(&to[common..]);
+    relative.display().to_string()
+}
+
+/// `spec.toml` for the folder `folder`: the spec with every default filled
+/// in and the grid expanded, plus the versions that produced the results
+/// and a data file's hash. It is itself a valid spec: running it repeats
+/// the sweep (a data file's path is written so that it resolves from
+/// `folder`).
+pub fn spec_as_run(spec: &Spec, folder: &Path) -> String {
     let seed = match &spec.grid.seeds {
         SeedAxis::List(v) => SeedsAsRun::List(v),
         SeedAxis::Range { start, count } => SeedsAsRun::Range {
@@ -59,9 +115,27 @@ pub fn spec_as_run(spec: &Spec) -> String {
             count: *count,
         },
     };
+    let data = match &spec.data {
+        DataSource::Book(d) => DataAsRun::Book(d),
+        DataSource::Table(t) => DataAsRun::Table(TableAsRun {
+            path: path_from(folder, &t.path),
+            format: t.format,
+            target: &t.target,
+            features: &t.features,
+            val_fraction: match t.split {
+                Split::ValFraction(f) => Some(f),
+                Split::TrainRows(_) => None,
+            },
+            train_rows: match t.split {
+                Split::ValFraction(_) => None,
+                Split::TrainRows(n) => Some(n as u64),
+            },
+            standardize: t.standardize,
+        }),
+    };
     let doc = SpecAsRun {
         name: &spec.name,
-        data: &spec.data,
+        data,
         train: &spec.train,
         grid: GridAsRun {
             lambda: &spec.grid.lambdas,
@@ -72,6 +146,7 @@ pub fn spec_as_run(spec: &Spec) -> String {
             tool_version: TOOL_VERSION,
             numerics_version: NUMERICS_VERSION,
             experiment: experiment_hash(&spec.data, &spec.train),
+            data_file_blake3: spec.data.table().map(|t| t.hash.to_hex().to_string()),
         },
     };
     let body = toml::to_string(&doc).expect("the spec serialises to TOML");

@@ -24,7 +24,7 @@ use crate::plot;
 use crate::report;
 use crate::shard::{self, Shard};
 use crate::signals::{self, Stop};
-use crate::spec::Spec;
+use crate::spec::{DataSource, Spec};
 use crate::store;
 use crate::summary::{self, Choice};
 use crate::sweep::{self, Clock, Control, JobResult, Progress};
@@ -167,7 +167,7 @@ fn inspect_folder(out: &Path, spec: &Spec) -> Result<Folder> {
         return Ok(Folder::Same);
     }
     Ok(Folder::Different(match theirs {
-        Some(t) => describe_difference(&t, spec),
+        Some(t) => describe_difference(&t, spec, out),
         None => "its spec.toml cannot be read".into(),
     }))
 }
@@ -204,9 +204,21 @@ fn claim_folder(out: &Path, spec: &Spec, fresh: bool) -> Result<()> {
     remove_stale_temporaries(out)
 }
 
-/// Warns when a spec.toml written by other numerics is rerun: its jobs
-/// will not reproduce the numbers stored beside it.
+/// Warns when a spec.toml written by other numerics, or from a data file
+/// that has changed since, is rerun: its jobs will not reproduce the
+/// numbers stored beside it.
 pub fn warn_numerics(spec: &Spec, quiet: bool) {
+    if let (Some(recorded), Some(table)) = (&spec.recorded_data_hash, spec.data.table())
+        && *recorded != table.hash.to_hex().as_str()
+        && !quiet
+    {
+        tell!(
+            "wdsweep: warning: this spec.toml was written from other contents of {} (BLAKE3 \
+             {recorded}, now {}): its numbers will differ from the results it was written with",
+            table.path.display(),
+            table.hash.to_hex()
+        );
+    }
     if let Some(v) = spec
         .recorded_numerics
         .filter(|&v| v != i64::from(NUMERICS_VERSION))
@@ -237,11 +249,26 @@ fn remove_stale_temporaries(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Names the data and training settings that differ between a folder's
-/// spec.toml and `spec`.
-fn describe_difference(theirs: &toml::Table, spec: &Spec) -> String {
-    let ours: toml::Table = toml::from_str(&report::spec_as_run(spec)).unwrap_or_default();
+/// Names the data and training settings that differ between the spec.toml
+/// of the folder `out` and `spec`.
+fn describe_difference(theirs: &toml::Table, spec: &Spec, out: &Path) -> String {
+    let ours: toml::Table = toml::from_str(&report::spec_as_run(spec, out)).unwrap_or_default();
     let mut diffs = Vec::new();
+    let data_hash = |t: &toml::Table| {
+        t.get("provenance")?
+            .get(crate::spec::DATA_HASH_KEY)?
+            .as_str()
+            .map(str::to_string)
+    };
+    if let (Some(a), Some(b)) = (data_hash(&ours), data_hash(theirs))
+        && a != b
+    {
+        diffs.push(format!(
+            "the data file's bytes differ: BLAKE3 {}… here, {}… there",
+            &a[..a.len().min(12)],
+            &b[..b.len().min(12)]
+        ));
+    }
     for section in ["data", "train"] {
         let (a, b) = (ours.get(section), theirs.get(section));
         let keys = a
@@ -263,6 +290,29 @@ fn describe_difference(theirs: &toml::Table, spec: &Spec) -> String {
         "it was written by a different numerics version".into()
     } else {
         diffs.join("; ")
+    }
+}
+
+/// Where the rows come from, in a line.
+fn describe_data(spec: &Spec) -> String {
+    match &spec.data {
+        DataSource::Book(d) => format!(
+            "the book's synthetic data: {} train, {} validate, {} inputs",
+            d.num_train, d.num_val, d.num_inputs
+        ),
+        DataSource::Table(t) => format!(
+            "{}: {} rows × {} features, target {:?}; {}{}",
+            t.path.display(),
+            grouped(t.num_rows() as u64),
+            t.features.len(),
+            t.target,
+            t.describe_split(),
+            if t.standardize {
+                "; features standardised on the training rows"
+            } else {
+                "; features as they are"
+            }
+        ),
     }
 }
 
@@ -338,6 +388,7 @@ pub fn dry_run(opts: &RunOptions) -> Result<String> {
     };
     Ok(format!(
         "spec:    {} (name \"{}\", penalty = \"{}\")\n\
+         data:    {}\n\
          lambda:  {} values: {}\n\
          lr:      {} values: {}\n\
          seed:    {} values: {}\n\
@@ -349,6 +400,7 @@ pub fn dry_run(opts: &RunOptions) -> Result<String> {
         opts.spec.display(),
         spec.name,
         spec.train.penalty,
+        describe_data(&spec),
         g.lambdas.len(),
         floats(&g.lambdas),
         g.lrs.len(),
@@ -383,7 +435,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let _lock = lock::acquire(&dir)?;
     claim_folder(&dir, &spec, opts.fresh)?;
-    store::write_text(&dir.join("spec.toml"), &report::spec_as_run(&spec))?;
+    store::write_text(&dir.join("spec.toml"), &report::spec_as_run(&spec, &dir))?;
 
     let Opened {
         journal,
@@ -465,6 +517,9 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             Some(s) => format!("shard {s}: {} of the ", grouped(total)),
             None => String::new(),
         };
+        if spec.data.table().is_some() {
+            tell!("wdsweep: data: {}", describe_data(&spec));
+        }
         tell!(
             "wdsweep: {scope}{} jobs ({} λ × {} lr × {} seeds) → {}",
             grouped(grid.len()),
@@ -575,9 +630,9 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     if opts.verbose {
         let threads = pool.current_num_threads();
         tell!(
-            "wdsweep: wall time: spec, grid and journal {:.4} s; training {:.4} s on {threads} \
-             threads (of their time, {:.4} s making data sets and products, {:.4} s in the \
-             kernel); writing tables {:.4} s; aggregation {:.4} s; plots {:.4} s",
+            "wdsweep: wall time: spec, data file, grid and journal {:.4} s; training {:.4} s \
+             on {threads} threads (of their time, {:.4} s making data sets and products, {:.4} s \
+             in the training loops); writing tables {:.4} s; aggregation {:.4} s; plots {:.4} s",
             timings.spec,
             timings.training,
             Clock::secs(&clock.data_ns),
@@ -661,7 +716,10 @@ pub fn merge(out: &Path, quiet: bool, max_jobs: u64) -> Result<MergeReport> {
     let merged = shard::gather(out, max_jobs)?;
     let _lock = lock::acquire(out)?;
     claim_folder(out, &merged.spec, false)?;
-    store::write_text(&out.join("spec.toml"), &report::spec_as_run(&merged.spec))?;
+    store::write_text(
+        &out.join("spec.toml"),
+        &report::spec_as_run(&merged.spec, out),
+    )?;
     let complete = merged.complete();
     let keep_curves = merged.results.iter().all(|r| !r.outcome.curve.is_empty());
     let (cells, choice) = write_outputs(

@@ -302,11 +302,14 @@ pub fn gather(out: &Path, max_jobs: u64) -> Result<Merged> {
         ))
         .into());
     };
-    let spec = Spec::parse(
+    // A data file's path in a shard's spec.toml is relative to that shard's
+    // folder (all shards are at the same depth, so they write the same text).
+    let spec = Spec::parse_in(
         &text,
         &format!("{}/shards/*/spec.toml", out.display()),
         "merged",
         max_jobs,
+        &read_from.dir(out),
     )
     .map_err(|e| UsageError(format!("the shards' spec.toml cannot be read: {e}")))?;
 

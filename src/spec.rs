@@ -7,14 +7,20 @@
 //! fills in the book's defaults, expands the grid axes and checks every
 //! value once; nothing downstream re-validates. Every refusal is a
 //! [`SpecError`] naming the file, the key and what would be valid.
+//!
+//! A spec whose `[data]` names a file ends by reading it
+//! ([`crate::table`]): the file's bad cells and rows are refused the same
+//! way, so a [`Spec`] in hand always has clean data.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::grid::{self, FloatAxis, Grid, SeedAxis};
+use crate::table::Table;
 
 /// A spec that cannot be run as written. The message is complete: it names
 /// the file, the place and the fix.
@@ -68,6 +74,109 @@ impl Default for DataSettings {
     }
 }
 
+/// How a data file is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    /// The format a file name's extension names (`.csv`, `.parquet`, `.pq`,
+    /// in any case), if it names one.
+    pub fn from_extension(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(Format::Csv),
+            "parquet" | "pq" => Some(Format::Parquet),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+        })
+    }
+}
+
+/// Which rows of a data file train and which validate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Split {
+    /// round(n·fraction) rows (at least one) validate, drawn afresh by each
+    /// seed; the rest train. Seeds resample the split (repeated hold-out).
+    ValFraction(f64),
+    /// The first N rows train and the rest validate, for every seed.
+    TrainRows(usize),
+}
+
+/// `[data]` for a user's file, as written in the spec; the file itself is
+/// read into a [`Table`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSettings {
+    /// The file, resolved against the spec's folder.
+    pub path: PathBuf,
+    /// `[data] path` as written, for messages.
+    pub written: String,
+    pub format: Format,
+    pub target: String,
+    /// The feature columns in order; `None` means every column but the
+    /// target, in the file's order.
+    pub features: Option<Vec<String>>,
+    pub split: Split,
+    /// Whether features are standardised with the training rows' mean and
+    /// population standard deviation.
+    pub standardize: bool,
+}
+
+/// Where a sweep's rows come from.
+#[derive(Debug, Clone)]
+pub enum DataSource {
+    /// The book's synthetic data, drawn per seed.
+    Book(DataSettings),
+    /// A user's CSV or Parquet file, read once when the spec is read and
+    /// shared by every seed.
+    Table(Arc<Table>),
+}
+
+impl DataSource {
+    /// The book's settings, when the data are the book's.
+    pub fn book(&self) -> Option<&DataSettings> {
+        match self {
+            DataSource::Book(d) => Some(d),
+            DataSource::Table(_) => None,
+        }
+    }
+
+    /// The loaded file, when the data come from one.
+    pub fn table(&self) -> Option<&Table> {
+        match self {
+            DataSource::Book(_) => None,
+            DataSource::Table(t) => Some(t),
+        }
+    }
+
+    /// The number of features, the length of w.
+    pub fn num_inputs(&self) -> usize {
+        match self {
+            DataSource::Book(d) => d.num_inputs,
+            DataSource::Table(t) => t.features.len(),
+        }
+    }
+
+    /// The number of training rows of every seed.
+    pub fn num_train(&self) -> usize {
+        match self {
+            DataSource::Book(d) => d.num_train,
+            DataSource::Table(t) => t.num_train(),
+        }
+    }
+}
+
 /// Minibatch SGD settings shared by every job of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainSettings {
@@ -96,12 +205,15 @@ impl Default for TrainSettings {
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub name: String,
-    pub data: DataSettings,
+    pub data: DataSource,
     pub train: TrainSettings,
     pub grid: Grid,
     /// The numerics version recorded by a `spec.toml` that wdsweep wrote,
     /// when the spec is one; results of another version will differ.
     pub recorded_numerics: Option<i64>,
+    /// The data file's BLAKE3 hash recorded by a `spec.toml` that wdsweep
+    /// wrote, when the spec is one and reads a file.
+    pub recorded_data_hash: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +241,13 @@ struct RawData {
     noise_std: Option<Finite>,
     true_weight: Option<Finite>,
     true_bias: Option<Finite>,
+    path: Option<String>,
+    format: Option<Format>,
+    target: Option<String>,
+    features: Option<Vec<String>>,
+    val_fraction: Option<Finite>,
+    train_rows: Option<Count>,
+    standardize: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -459,6 +578,7 @@ fn check_usize(
 impl Spec {
     /// Reads and checks a spec file, refusing grids of more than `max_jobs`
     /// jobs. The default `name` is the file's stem.
+    /// A data file's `path` is taken relative to the spec's folder.
     pub fn from_file(path: &Path, max_jobs: u64) -> Result<Spec, SpecError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
@@ -468,7 +588,10 @@ impl Spec {
             .and_then(|s| s.to_str())
             .unwrap_or("sweep")
             .to_string();
-        Spec::parse(&text, &file, &stem, max_jobs)
+        // A spec in the working directory has the empty path as its
+        // parent, which joins to a plain "data.csv".
+        let base = path.parent().unwrap_or(Path::new(""));
+        Spec::parse_in(&text, &file, &stem, max_jobs, base)
     }
 
     /// [`Spec::parse`] with the default job limit.
@@ -476,14 +599,28 @@ impl Spec {
         Spec::parse(text, file, default_name, DEFAULT_MAX_JOBS)
     }
 
-    /// Checks a spec given as text; `file` is only used in messages. The
-    /// grid's size is computed, overflow-checked and held to `max_jobs`
-    /// before any axis is expanded.
+    /// [`Spec::parse_in`] with a data file's `path` taken relative to the
+    /// working directory.
     pub fn parse(
         text: &str,
         file: &str,
         default_name: &str,
         max_jobs: u64,
+    ) -> Result<Spec, SpecError> {
+        Spec::parse_in(text, file, default_name, max_jobs, Path::new(""))
+    }
+
+    /// Checks a spec given as text; `file` is only used in messages, and a
+    /// data file's `path` is taken relative to the folder `base`. The grid's
+    /// size is computed, overflow-checked and held to `max_jobs` before any
+    /// axis is expanded; a data file is read, and checked against the grid
+    /// and the training settings, once the spec itself is known to be good.
+    pub fn parse_in(
+        text: &str,
+        file: &str,
+        default_name: &str,
+        max_jobs: u64,
+        base: &Path,
     ) -> Result<Spec, SpecError> {
         let raw: RawSpec =
             toml::from_str(text).map_err(|e| SpecError(describe_toml_error(text, file, &e)))?;
@@ -492,41 +629,7 @@ impl Spec {
         let name = raw.name.unwrap_or_else(|| default_name.to_string());
         check_name(file, &name, from_stem)?;
 
-        let defaults = DataSettings::default();
-        let d = raw.data;
-        let data = DataSettings {
-            num_train: check_usize(file, "[data] num_train", d.num_train, defaults.num_train)?,
-            num_val: check_usize(file, "[data] num_val", d.num_val, defaults.num_val)?,
-            num_inputs: check_usize(file, "[data] num_inputs", d.num_inputs, defaults.num_inputs)?,
-            noise_std: d.noise_std.map_or(defaults.noise_std, |x| x.0),
-            true_weight: d.true_weight.map_or(defaults.true_weight, |x| x.0),
-            true_bias: d.true_bias.map_or(defaults.true_bias, |x| x.0),
-        };
-        for (what, a, b) in [
-            (
-                "([data] num_train + num_val) × num_inputs",
-                (data.num_train + data.num_val) as u64,
-                data.num_inputs as u64,
-            ),
-            (
-                "[data] num_val × num_train",
-                data.num_val as u64,
-                data.num_train as u64,
-            ),
-        ] {
-            if a.checked_mul(b).is_none_or(|n| n > MAX_MATRIX) {
-                return Err(SpecError(format!(
-                    "{file}: {what} = {a} × {b} numbers per seed, more than the {MAX_MATRIX} \
-                     (2 GiB) one seed may hold; use fewer rows or inputs"
-                )));
-            }
-        }
-        if data.noise_std < 0.0 {
-            return Err(SpecError(format!(
-                "{file}: [data] noise_std = {} is negative; a standard deviation is 0 or more",
-                crate::numfmt::short(data.noise_std)
-            )));
-        }
+        let data = check_data(file, base, raw.data)?;
 
         let defaults = TrainSettings::default();
         let t = raw.train;
@@ -542,7 +645,10 @@ impl Spec {
             penalty: t.penalty.unwrap_or(defaults.penalty),
             diverge_above: t.diverge_above.map_or(defaults.diverge_above, |x| x.0),
         };
-        if train.batch_size > data.num_train {
+        // A data file's rows are counted only once it is read, below.
+        if let DataChoice::Book(data) = &data
+            && train.batch_size > data.num_train
+        {
             return Err(SpecError(format!(
                 "{file}: [train] batch_size = {} is larger than [data] num_train = {}; \
                  use a batch_size from 1 to {}",
@@ -577,18 +683,231 @@ impl Spec {
         )
         .map_err(|m| SpecError(format!("{file}: {m}")))?;
 
-        let recorded_numerics = raw
-            ._provenance
-            .as_ref()
-            .and_then(|t| t.get("numerics_version")?.as_integer());
+        // Read last, so that a mistake in the spec is reported before a
+        // large file is read.
+        let data = match data {
+            DataChoice::Book(d) => DataSource::Book(d),
+            DataChoice::Table(settings) => {
+                let table = Table::load(settings, file).map_err(SpecError)?;
+                table
+                    .check_run(train.batch_size, &grid.seeds, file)
+                    .map_err(SpecError)?;
+                DataSource::Table(Arc::new(table))
+            }
+        };
+
+        let provenance = raw._provenance.as_ref();
+        let recorded_numerics = provenance.and_then(|t| t.get("numerics_version")?.as_integer());
+        let recorded_data_hash = provenance
+            .and_then(|t| t.get(DATA_HASH_KEY)?.as_str())
+            .map(str::to_string);
         Ok(Spec {
             name,
             data,
             train,
             grid,
             recorded_numerics,
+            recorded_data_hash,
         })
     }
+}
+
+/// The key of `[provenance]` in a written `spec.toml` that records the data
+/// file's hash.
+pub const DATA_HASH_KEY: &str = "data_file_blake3";
+
+/// The validation share of a data file's rows when the spec names no split.
+pub const DEFAULT_VAL_FRACTION: f64 = 0.2;
+
+/// `[data]` once checked, before a data file is read.
+enum DataChoice {
+    Book(DataSettings),
+    Table(TableSettings),
+}
+
+/// "a, b and c".
+fn and_list(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// Splits `[data]` into the book's data set or a data file: the keys of one
+/// beside the other are refused, naming them.
+fn check_data(file: &str, base: &Path, d: RawData) -> Result<DataChoice, SpecError> {
+    // The keys of each kind that the spec gives.
+    let given = |keys: &[(&'static str, bool)]| -> Vec<&'static str> {
+        keys.iter().filter(|k| k.1).map(|k| k.0).collect()
+    };
+    let book_keys = given(&[
+        ("num_train", d.num_train.is_some()),
+        ("num_val", d.num_val.is_some()),
+        ("num_inputs", d.num_inputs.is_some()),
+        ("noise_std", d.noise_std.is_some()),
+        ("true_weight", d.true_weight.is_some()),
+        ("true_bias", d.true_bias.is_some()),
+    ]);
+    let table_keys = given(&[
+        ("format", d.format.is_some()),
+        ("target", d.target.is_some()),
+        ("features", d.features.is_some()),
+        ("val_fraction", d.val_fraction.is_some()),
+        ("train_rows", d.train_rows.is_some()),
+        ("standardize", d.standardize.is_some()),
+    ]);
+    let them = |keys: &[&str]| if keys.len() == 1 { "it" } else { "them" };
+    match &d.path {
+        None if !table_keys.is_empty() => Err(SpecError(format!(
+            "{file}: [data] {} {} a data file, but [data] has no path; add path = \"FILE.csv\" \
+             (relative to the spec's folder), or remove {} to use the built-in data set",
+            and_list(&table_keys),
+            if table_keys.len() == 1 {
+                "describes"
+            } else {
+                "describe"
+            },
+            them(&table_keys)
+        ))),
+        None => check_book(file, d).map(DataChoice::Book),
+        Some(path) if !book_keys.is_empty() => Err(SpecError(format!(
+            "{file}: [data] {} {} to the built-in synthetic data set and cannot be used with \
+             path = {path:?}; remove {} (a data file takes path, format, target, features, \
+             val_fraction or train_rows, and standardize)",
+            and_list(&book_keys),
+            if book_keys.len() == 1 {
+                "belongs"
+            } else {
+                "belong"
+            },
+            them(&book_keys)
+        ))),
+        Some(_) => check_table(file, base, d).map(DataChoice::Table),
+    }
+}
+
+/// The book's data settings, defaults filled in.
+fn check_book(file: &str, d: RawData) -> Result<DataSettings, SpecError> {
+    let defaults = DataSettings::default();
+    let data = DataSettings {
+        num_train: check_usize(file, "[data] num_train", d.num_train, defaults.num_train)?,
+        num_val: check_usize(file, "[data] num_val", d.num_val, defaults.num_val)?,
+        num_inputs: check_usize(file, "[data] num_inputs", d.num_inputs, defaults.num_inputs)?,
+        noise_std: d.noise_std.map_or(defaults.noise_std, |x| x.0),
+        true_weight: d.true_weight.map_or(defaults.true_weight, |x| x.0),
+        true_bias: d.true_bias.map_or(defaults.true_bias, |x| x.0),
+    };
+    for (what, a, b) in [
+        (
+            "([data] num_train + num_val) × num_inputs",
+            (data.num_train + data.num_val) as u64,
+            data.num_inputs as u64,
+        ),
+        (
+            "[data] num_val × num_train",
+            data.num_val as u64,
+            data.num_train as u64,
+        ),
+    ] {
+        if a.checked_mul(b).is_none_or(|n| n > MAX_MATRIX) {
+            return Err(SpecError(format!(
+                "{file}: {what} = {a} × {b} numbers per seed, more than the {MAX_MATRIX} \
+                 (2 GiB) one seed may hold; use fewer rows or inputs"
+            )));
+        }
+    }
+    if data.noise_std < 0.0 {
+        return Err(SpecError(format!(
+            "{file}: [data] noise_std = {} is negative; a standard deviation is 0 or more",
+            crate::numfmt::short(data.noise_std)
+        )));
+    }
+    Ok(data)
+}
+
+/// A data file's settings, checked as far as the spec alone allows; the
+/// columns and rows are checked when the file is read.
+fn check_table(file: &str, base: &Path, d: RawData) -> Result<TableSettings, SpecError> {
+    let written = d.path.unwrap_or_default();
+    if written.trim().is_empty() {
+        return Err(SpecError(format!(
+            "{file}: [data] path is empty; name a CSV or Parquet file, relative to the spec's \
+             folder (for example path = \"../data/diabetes.csv\")"
+        )));
+    }
+    let format = match d.format {
+        Some(f) => f,
+        None => Format::from_extension(Path::new(&written)).ok_or_else(|| {
+            SpecError(format!(
+                "{file}: [data] path = {written:?}: its extension does not say whether it is \
+                 CSV or Parquet (.csv, .parquet or .pq); add format = \"csv\" or \
+                 format = \"parquet\""
+            ))
+        })?,
+    };
+    let target = d.target.ok_or_else(|| {
+        SpecError(format!(
+            "{file}: [data] path = {written:?} needs target = \"COLUMN\", the column to predict"
+        ))
+    })?;
+    if let Some(features) = &d.features {
+        if features.is_empty() {
+            return Err(SpecError(format!(
+                "{file}: [data] features = [] leaves the model no input; list at least one \
+                 column, or leave features out to use every column but the target"
+            )));
+        }
+        if features.contains(&target) {
+            return Err(SpecError(format!(
+                "{file}: [data] features lists the target column {target:?}; the model cannot \
+                 take its own answer as an input: remove it from features"
+            )));
+        }
+        for (i, f) in features.iter().enumerate() {
+            if features[..i].contains(f) {
+                return Err(SpecError(format!(
+                    "{file}: [data] features lists {f:?} twice; list each column once"
+                )));
+            }
+        }
+    }
+    let split = match (d.val_fraction, d.train_rows) {
+        (Some(_), Some(_)) => {
+            return Err(SpecError(format!(
+                "{file}: [data] val_fraction and train_rows both choose the split; keep one: \
+                 val_fraction = F (each seed draws its own validation rows) or train_rows = N \
+                 (the first N rows train, the rest validate)"
+            )));
+        }
+        (Some(Finite(f)), None) if f > 0.0 && f < 1.0 => Split::ValFraction(f),
+        (Some(Finite(f)), None) => {
+            return Err(SpecError(format!(
+                "{file}: [data] val_fraction = {} must lie strictly between 0 and 1 (the share \
+                 of rows that validate; the default is 0.2)",
+                crate::numfmt::short(f)
+            )));
+        }
+        (None, Some(Count(n))) => {
+            let rows = usize::try_from(n).ok().filter(|&n| n >= 2).ok_or_else(|| {
+                SpecError(format!(
+                    "{file}: [data] train_rows = {n}; training needs at least 2 rows (and the \
+                     file at least one more, to validate)"
+                ))
+            })?;
+            Split::TrainRows(rows)
+        }
+        (None, None) => Split::ValFraction(DEFAULT_VAL_FRACTION),
+    };
+    Ok(TableSettings {
+        path: base.join(&written),
+        written,
+        format,
+        target,
+        features: d.features,
+        split,
+        standardize: d.standardize.unwrap_or(true),
+    })
 }
 
 /// The default refusal threshold for a grid's job count (`--max-jobs`).
@@ -668,7 +987,7 @@ mod tests {
     fn an_empty_spec_is_the_books_single_run() {
         let spec = parse("").unwrap();
         assert_eq!(spec.name, "test");
-        assert_eq!(spec.data, DataSettings::default());
+        assert_eq!(spec.data.book(), Some(&DataSettings::default()));
         assert_eq!(spec.train, TrainSettings::default());
         assert_eq!(spec.grid.lambdas, vec![0.0]);
         assert_eq!(spec.grid.lrs, vec![0.01]);
@@ -686,8 +1005,8 @@ mod tests {
         .unwrap();
         assert_eq!(spec.name, "x");
         assert_eq!(
-            spec.data,
-            DataSettings {
+            spec.data.book().unwrap(),
+            &DataSettings {
                 num_train: 10,
                 num_val: 7,
                 num_inputs: 3,

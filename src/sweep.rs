@@ -1,8 +1,8 @@
 //! Running a sweep's jobs in parallel.
 //!
-//! Work is organised by seed: a seed's data set and initial weights are made
-//! once and shared by all of its (λ, lr) jobs, which run as nested rayon
-//! tasks. Results are collected with order-preserving `collect`s and placed
+//! Work is organised by seed: a seed's data set (the book's draw, or its
+//! split of a data file) and initial weights are made once and shared by
+//! all of its (λ, lr) jobs, which run as nested rayon tasks. Results are collected with order-preserving `collect`s and placed
 //! by job number, so nothing about scheduling reaches the results.
 
 use std::collections::BTreeMap;
@@ -12,17 +12,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
+use ndarray::Array1;
 use rayon::prelude::*;
 
-use crate::data;
+use crate::data::{self, Dataset};
 use crate::grid::JobIndex;
 use crate::kernel::{self, SeedFactors};
 use crate::key::job_key;
 use crate::numfmt::grouped;
 use crate::signals::Stop;
-use crate::spec::Spec;
+use crate::spec::{DataSource, Spec, TrainSettings};
 use crate::tell;
-use crate::train::Outcome;
+use crate::train::{self, Outcome};
 
 /// One finished job.
 #[derive(Debug, Clone)]
@@ -128,6 +129,79 @@ impl Progress {
 /// Jobs of one seed trained together by the kernel.
 const BLOCK: usize = 64;
 
+/// How the jobs of one seed are trained. The choice depends only on the
+/// data's shape, which is part of every job's identity, so a job gives the
+/// same bits alone or in any grid.
+enum Trainer {
+    /// In the span of the training rows ([`kernel`]): it works in
+    /// num_train dimensions, which pays when there are fewer training rows
+    /// than inputs. The book's data always train this way, from their
+    /// reduced draw ([`data::BookDraw`]), whatever their shape.
+    Span(SeedFactors),
+    /// On w itself ([`train::fit`]), for a data file with at least as many
+    /// training rows as inputs.
+    Direct { data: Dataset, init: Array1<f64> },
+}
+
+impl Trainer {
+    fn new(source: &DataSource, train: &TrainSettings, seed: u64) -> Trainer {
+        let table = match source {
+            // The book's validation rows are drawn reduced, never formed.
+            DataSource::Book(settings) => {
+                let draw = data::book_draw(settings, seed);
+                return Trainer::Span(SeedFactors::book(&draw, train.init_std));
+            }
+            DataSource::Table(table) => table,
+        };
+        let dataset = table
+            .dataset(seed)
+            .expect("a data file's seeds are all checked when the spec is read");
+        let init = data::initial_weights(dataset.num_inputs(), train.init_std, seed);
+        if dataset.num_train() >= dataset.num_inputs() {
+            Trainer::Direct {
+                data: dataset,
+                init,
+            }
+        } else {
+            Trainer::Span(SeedFactors::new(&dataset, init.view()))
+        }
+    }
+
+    /// Jobs per task: the kernel trains a block at once, the direct loop
+    /// one job at a time.
+    fn block(&self) -> usize {
+        match self {
+            Trainer::Span(_) => BLOCK,
+            Trainer::Direct { .. } => 1,
+        }
+    }
+
+    /// The outcomes of `jobs` (λ, lr), in order; without `curves`, their
+    /// curves are empty and the final metrics the same bits.
+    fn fit(
+        &self,
+        settings: &TrainSettings,
+        jobs: &[(f64, f64)],
+        seed: u64,
+        curves: bool,
+    ) -> Vec<Outcome> {
+        match self {
+            Trainer::Span(factors) => kernel::fit_block(factors, settings, jobs, seed, curves),
+            Trainer::Direct { data, init } => jobs
+                .iter()
+                .map(|&(lambda, lr)| {
+                    let mut outcome =
+                        train::fit(data, settings, lambda, lr, init.view(), seed).outcome;
+                    if !curves {
+                        outcome.curve = Vec::new();
+                    }
+                    outcome
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Runs every job of the spec's grid and returns the results in job order.
 pub fn run_all(spec: &Spec, progress: &Progress) -> Vec<JobResult> {
     let jobs: Vec<u64> = (0..spec.grid.len()).collect();
@@ -211,13 +285,11 @@ pub fn run_jobs_with(
         }
         let started = Instant::now();
         let seed = grid.seeds.get(*si);
-        let draw = data::book_draw(&spec.data, seed);
-        let factors = SeedFactors::book(&draw, spec.train.init_std);
-        drop(draw);
+        let trainer = Trainer::new(&spec.data, &spec.train, seed);
         Clock::add(&control.clock.data_ns, started);
         // A block's size changes no job's arithmetic (see `kernel`); it only
         // sets how much work one task takes.
-        indices.par_chunks(BLOCK).for_each(|block| {
+        indices.par_chunks(trainer.block()).for_each(|block| {
             if stop.requested() {
                 return;
             }
@@ -226,8 +298,7 @@ pub fn run_jobs_with(
                 .map(|i| (grid.lambdas[i.lambda], grid.lrs[i.lr]))
                 .collect();
             let started = Instant::now();
-            let outcomes =
-                kernel::fit_block(&factors, &spec.train, &settings, seed, control.curves);
+            let outcomes = trainer.fit(&spec.train, &settings, seed, control.curves);
             Clock::add(&control.clock.train_ns, started);
             for (&index, (outcome, (lambda, lr))) in
                 block.iter().zip(outcomes.into_iter().zip(settings))

@@ -6,21 +6,6 @@ mod common;
 use common::*;
 use wdsweep::spec::Spec;
 use wdsweep::sweep::{self, JobResult, Progress};
-use wdsweep::train::Outcome;
-
-/// Every number of an outcome as raw bits, so that comparisons are exact.
-fn bits(o: &Outcome) -> Vec<Option<u64>> {
-    let mut v = vec![
-        o.train_loss.map(f64::to_bits),
-        o.val_loss.map(f64::to_bits),
-        o.l2_penalty.map(f64::to_bits),
-    ];
-    for e in &o.curve {
-        v.push(e.train.map(f64::to_bits));
-        v.push(e.val.map(f64::to_bits));
-    }
-    v
-}
 
 fn run_with(spec: &Spec, threads: usize) -> Vec<JobResult> {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -55,8 +40,8 @@ fn per_job_results_are_identical_for_1_2_4_and_7_threads() {
             assert_eq!(a.index, b.index);
             assert_eq!(a.key, b.key);
             assert_eq!(
-                bits(&a.outcome),
-                bits(&b.outcome),
+                outcome_bits(&a.outcome),
+                outcome_bits(&b.outcome),
                 "job {} with {threads} threads",
                 a.index.job
             );
@@ -90,8 +75,8 @@ fn a_job_gives_the_same_bits_alone_and_in_any_grid() {
     let a = find(&run_with(&alone, 1));
     let b = find(&run_with(&other, 2));
     let c = find(&run_with(&big, 2));
-    assert_eq!(bits(&a.outcome), bits(&b.outcome));
-    assert_eq!(bits(&a.outcome), bits(&c.outcome));
+    assert_eq!(outcome_bits(&a.outcome), outcome_bits(&b.outcome));
+    assert_eq!(outcome_bits(&a.outcome), outcome_bits(&c.outcome));
     assert_eq!(a.key, b.key);
     assert_eq!(a.key, c.key);
 }
@@ -99,31 +84,29 @@ fn a_job_gives_the_same_bits_alone_and_in_any_grid() {
 #[test]
 fn every_lambda_and_lr_of_a_seed_sees_the_same_data_weights_and_batches() {
     let spec = Spec::from_toml(GRID, "grid.toml", "grid").unwrap();
+    let book = spec.data.book().unwrap();
     let seed = 3;
-    let data = wdsweep::data::synthetic(&spec.data, seed);
-    let init = wdsweep::data::initial_weights(spec.data.num_inputs, spec.train.init_std, seed);
+    let data = wdsweep::data::synthetic(book, seed);
+    let init = wdsweep::data::initial_weights(book.num_inputs, spec.train.init_std, seed);
     // What a job is handed depends on the seed alone: regenerate it as each
     // (λ, lr) job does and compare.
     for _lambda in &spec.grid.lambdas {
         for _lr in &spec.grid.lrs {
-            assert_eq!(wdsweep::data::synthetic(&spec.data, seed), data);
+            assert_eq!(wdsweep::data::synthetic(book, seed), data);
             assert_eq!(wdsweep::data::initial_weights(50, 0.01, seed), init);
         }
     }
     // The minibatch order is drawn from the seed's shuffle stream only.
-    let first = wdsweep::train::epoch_orders(seed, spec.data.num_train, 3);
-    assert_eq!(
-        first,
-        wdsweep::train::epoch_orders(seed, spec.data.num_train, 3)
-    );
+    let first = wdsweep::train::epoch_orders(seed, book.num_train, 3);
+    assert_eq!(first, wdsweep::train::epoch_orders(seed, book.num_train, 3));
     assert_ne!(
         first,
-        wdsweep::train::epoch_orders(seed + 1, spec.data.num_train, 3)
+        wdsweep::train::epoch_orders(seed + 1, book.num_train, 3)
     );
     assert_ne!(first[0], first[1], "every epoch reshuffles");
     let mut sorted = first[0].clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, (0..spec.data.num_train).collect::<Vec<_>>());
+    assert_eq!(sorted, (0..book.num_train).collect::<Vec<_>>());
 }
 
 #[test]

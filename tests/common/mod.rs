@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use wdsweep::train::Outcome;
+
 pub fn wdsweep() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wdsweep"))
 }
@@ -35,6 +37,13 @@ pub fn run_loud(spec: &Path, out: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .unwrap()
+}
+
+/// Asserts that a message contains every one of `words`.
+pub fn assert_mentions(err: &str, words: &[&str]) {
+    for w in words {
+        assert!(err.contains(w), "{err:?} does not mention {w:?}");
+    }
 }
 
 pub fn stderr(o: &Output) -> String {
@@ -89,4 +98,18 @@ pub fn assert_same_files(a: &Path, b: &Path) {
         );
         assert!(x == y, "{name} differs between {a:?} and {b:?}");
     }
+}
+
+/// Every number of an outcome as raw bits, so that comparisons are exact.
+pub fn outcome_bits(o: &Outcome) -> Vec<Option<u64>> {
+    let mut v = vec![
+        o.train_loss.map(f64::to_bits),
+        o.val_loss.map(f64::to_bits),
+        o.l2_penalty.map(f64::to_bits),
+    ];
+    for e in &o.curve {
+        v.push(e.train.map(f64::to_bits));
+        v.push(e.val.map(f64::to_bits));
+    }
+    v
 }
