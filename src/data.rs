@@ -86,15 +86,18 @@ pub struct BookDraw {
 }
 
 impl BookDraw {
-    /// B = [z₀ | Xᵀ | w*], d × (num_train + 2), column-major.
+    /// B = [z₀ | Xᵀ | w*], d × (num_train + 2), row-major.
     pub fn basis_matrix(&self) -> Vec<f64> {
         let (n, d) = self.x_train.dim();
-        let mut b = Vec::with_capacity(d * (n + 2));
-        b.extend(self.z0.iter());
-        for row in self.x_train.rows() {
-            b.extend(row.iter());
+        let p = n + 2;
+        let mut b = vec![0.0; d * p];
+        for k in 0..d {
+            b[k * p] = self.z0[k];
+            for i in 0..n {
+                b[k * p + 1 + i] = self.x_train[[i, k]];
+            }
+            b[k * p + n + 1] = self.true_weights[k];
         }
-        b.extend(self.true_weights.iter());
         b
     }
 
@@ -256,12 +259,12 @@ mod tests {
         let (nt, d) = draw.x_train.dim();
         let mut b = draw.basis_matrix();
         crate::linalg::householder(&mut b, d, nt + 2, false);
-        let b_full = Array2::from_shape_vec((nt + 2, d), draw.basis_matrix()).unwrap();
-        let direct = v.dot(&b_full.t());
+        let b_full = Array2::from_shape_vec((d, nt + 2), draw.basis_matrix()).unwrap();
+        let direct = v.dot(&b_full);
         for row in 0..settings.num_val {
             for col in 0..nt + 2 {
                 let via_coords: f64 = (0..=col.min(BookDraw::coords(nt, d) - 1))
-                    .map(|i| draw.val_coords[[row, i]] * b[col * d + i])
+                    .map(|i| draw.val_coords[[row, i]] * b[i * (nt + 2) + col])
                     .sum();
                 let want = direct[[row, col]];
                 assert!(

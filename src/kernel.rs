@@ -102,15 +102,10 @@ impl SeedFactors {
         let train = row_products(x, n, d, &b, n + 1);
 
         let p = n + 2;
-        let mut basis = draw.basis_matrix();
-        householder(&mut basis, d, p, false);
-        // S, row-major r × p, from the column-major result.
-        let mut s = vec![0.0; r * p];
-        for row in 0..r {
-            for col in row..p {
-                s[row * p + col] = basis[col * d + row];
-            }
-        }
+        // S: the first r rows of B's reduction.
+        let mut s = draw.basis_matrix();
+        householder(&mut s, d, p, false);
+        s.truncate(r * p);
         let coords = draw.val_coords.as_slice().expect("standard layout");
         let m = row_products(coords, nv, r, &s, p);
         // m's rows are [V·z₀ | K | V·w*].
@@ -135,25 +130,18 @@ impl SeedFactors {
     ) -> SeedFactors {
         let (n, nv) = (y.len(), y_val.len());
         let p = n + 1;
-        // A = [Q | K | 1 | −y_v], column-major (one column of nv numbers
-        // after another), reduced in place to its R.
+        // A = [Q | K | 1 | −y_v], row-major, reduced in place to its R.
         let width = n + 3;
-        let mut a = vec![0.0; width * nv];
+        let mut val_r = vec![0.0; width * nv];
         for s in 0..nv {
-            for col in 0..p {
-                a[col * nv + s] = val[s * p + col];
-            }
-            a[(n + 1) * nv + s] = 1.0;
-            a[(n + 2) * nv + s] = -y_val[s];
+            let row = &mut val_r[s * width..(s + 1) * width];
+            row[..p].copy_from_slice(&val[s * p..(s + 1) * p]);
+            row[n + 1] = 1.0;
+            row[n + 2] = -y_val[s];
         }
-        householder(&mut a, nv, width, false);
+        householder(&mut val_r, nv, width, false);
         let val_rows = nv.min(width);
-        let mut val_r = vec![0.0; val_rows * width];
-        for row in 0..val_rows {
-            for col in row..width {
-                val_r[row * width + col] = a[col * nv + row];
-            }
-        }
+        val_r.truncate(val_rows * width);
         SeedFactors {
             n,
             nv,

@@ -65,23 +65,26 @@ pub struct Reflector {
     pub tail: Vec<f64>,
 }
 
-/// Householder QR of the column-major `m × p` matrix `a`, in place: on
-/// return the first min(m, p) rows of `a` hold R (upper trapezoidal) and
+/// Householder QR of the row-major `m × p` matrix `a`, in place: on return
+/// the first min(m, p) rows of `a` hold R (upper trapezoidal) and
 /// everything below the diagonal is zero. Returns the reflectors, one per
 /// row of R, whose product H₀·H₁·… is Q; pass `keep = false` when only R
 /// is wanted (lengths ‖R·z‖ = ‖A·z‖), which skips storing them.
 ///
 /// The column norm is taken with a scale, so that no square overflows or
-/// underflows. All sums run in a fixed order.
+/// underflows. A reflection is applied to all remaining columns at once,
+/// row by row, so that the loops run along contiguous rows and the sums of
+/// different columns proceed side by side; each column's sum still runs
+/// over the rows in order from 0.0.
 pub fn householder(a: &mut [f64], m: usize, p: usize, keep: bool) -> Vec<Reflector> {
     assert_eq!(a.len(), m * p, "householder: shape");
     let rows = m.min(p);
     let mut kept = Vec::with_capacity(if keep { rows } else { 0 });
     let mut v = vec![0.0; m];
+    let mut w = vec![0.0; p];
     for k in 0..rows {
-        let col = &a[k * m..(k + 1) * m];
-        let alpha = col[k];
-        let scale = col[k + 1..].iter().fold(0.0f64, |s, x| s.max(x.abs()));
+        let alpha = a[k * p + k];
+        let scale = (k + 1..m).fold(0.0f64, |s, i| s.max(a[i * p + k].abs()));
         if scale == 0.0 {
             // Nothing below the diagonal: the column is reduced already.
             if keep {
@@ -94,8 +97,8 @@ pub fn householder(a: &mut [f64], m: usize, p: usize, keep: bool) -> Vec<Reflect
             continue;
         }
         let scale = scale.max(alpha.abs());
-        let sum_sq = col[k..].iter().fold(0.0, |s, x| {
-            let t = x / scale;
+        let sum_sq = (k..m).fold(0.0, |s, i| {
+            let t = a[i * p + k] / scale;
             s + t * t
         });
         let norm = scale * sum_sq.sqrt();
@@ -104,17 +107,25 @@ pub fn householder(a: &mut [f64], m: usize, p: usize, keep: bool) -> Vec<Reflect
         let inv = 1.0 / (alpha - beta);
         v[k] = 1.0;
         for i in k + 1..m {
-            v[i] = col[i] * inv;
+            v[i] = a[i * p + k] * inv;
+            a[i * p + k] = 0.0;
         }
-        let col = &mut a[k * m..(k + 1) * m];
-        col[k] = beta;
-        col[k + 1..].fill(0.0);
-        for j in k + 1..p {
-            let cj = &mut a[j * m..(j + 1) * m];
-            let w = (k..m).fold(0.0, |s, i| s + v[i] * cj[i]);
-            let tw = tau * w;
-            for i in k..m {
-                cj[i] -= tw * v[i];
+        a[k * p + k] = beta;
+        // w_j = Σ_i v_i·a_ij over the rows i = k … m − 1, for every column
+        // j > k; then a_ij −= (τ·w_j)·v_i.
+        let w = &mut w[k + 1..];
+        w.fill(0.0);
+        for (i, &vi) in v.iter().enumerate().skip(k) {
+            for (wj, &aij) in w.iter_mut().zip(&a[i * p + k + 1..(i + 1) * p]) {
+                *wj += vi * aij;
+            }
+        }
+        for wj in w.iter_mut() {
+            *wj *= tau;
+        }
+        for (i, &vi) in v.iter().enumerate().skip(k) {
+            for (aij, &twj) in a[i * p + k + 1..(i + 1) * p].iter_mut().zip(w.iter()) {
+                *aij -= twj * vi;
             }
         }
         if keep {
@@ -188,12 +199,15 @@ mod tests {
     fn r_keeps_every_length_and_q_is_an_orthonormal_basis_of_the_columns() {
         // Tall and wide; columns of very different scales; a zero column.
         for (m, p) in [(100, 23), (37, 9), (5, 23), (1, 4), (200, 22)] {
+            // Row-major; column j scaled by 10^(j mod 7 − 3).
             let mut a = random(m * p, 3);
             for (i, x) in a.iter_mut().enumerate() {
-                *x *= 10f64.powi((i / m) as i32 % 7 - 3);
+                *x *= 10f64.powi((i % p) as i32 % 7 - 3);
             }
             // Column 1 is zero: its reflection is the identity.
-            a[m..2 * m].fill(0.0);
+            for row in 0..m {
+                a[row * p + 1] = 0.0;
+            }
             let mut r = a.clone();
             let reflectors = householder(&mut r, m, p, true);
             let rows = m.min(p);
@@ -201,7 +215,7 @@ mod tests {
             for col in 0..p {
                 for row in (col + 1)..m {
                     assert_eq!(
-                        r[col * m + row],
+                        r[row * p + col],
                         0.0,
                         "below the diagonal at ({row}, {col})"
                     );
@@ -210,7 +224,7 @@ mod tests {
             let z = random(p, 4);
             let len = |mat: &[f64], rows: usize| {
                 (0..rows)
-                    .map(|i| (0..p).map(|j| mat[j * m + i] * z[j]).sum::<f64>().powi(2))
+                    .map(|i| (0..p).map(|j| mat[i * p + j] * z[j]).sum::<f64>().powi(2))
                     .sum::<f64>()
             };
             let (full, reduced) = (len(&a, m), len(&r, rows));
@@ -229,15 +243,15 @@ mod tests {
                 }
             }
             for j in 0..p {
-                let scale = (0..m).map(|t| a[j * m + t].abs()).fold(1e-300, f64::max);
+                let scale = (0..m).map(|t| a[t * p + j].abs()).fold(1e-300, f64::max);
                 for t in 0..m {
                     let qr: f64 = (0..rows.min(j + 1))
-                        .map(|i| q[i * m + t] * r[j * m + i])
+                        .map(|i| q[i * m + t] * r[i * p + j])
                         .sum();
                     assert!(
-                        (qr - a[j * m + t]).abs() <= 1e-14 * scale,
+                        (qr - a[t * p + j]).abs() <= 1e-14 * scale,
                         "{m} × {p}: (QR)[{t}][{j}] = {qr}, A = {}",
-                        a[j * m + t]
+                        a[t * p + j]
                     );
                 }
             }

@@ -555,7 +555,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let clock = Clock::default();
     let train_started = Instant::now();
     let (fresh, journal_error) = {
-        let (tx, rx) = mpsc::channel::<JobResult>();
+        let (tx, rx) = mpsc::channel::<Vec<JobResult>>();
         let writer = spawn_journal_writer(journal, rx, stop.clone());
         pool.install(|| {
             let control = Control {
@@ -564,9 +564,9 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
                 curves: keep_curves,
                 clock: &clock,
             };
-            sweep::run_jobs_with(&spec, &todo, &control, &|r| {
+            sweep::run_jobs_with(&spec, &todo, &control, &|batch| {
                 // The writer outlives the sender, so a send cannot fail.
-                let _ = tx.send(r);
+                let _ = tx.send(batch);
             })
         });
         drop(tx);
@@ -817,7 +817,7 @@ fn write_outputs(
 /// which it records nothing more and asks the sweep to stop.
 fn spawn_journal_writer(
     mut journal: Journal,
-    rx: mpsc::Receiver<JobResult>,
+    rx: mpsc::Receiver<Vec<JobResult>>,
     stop: Stop,
 ) -> thread::JoinHandle<(Vec<JobResult>, Option<anyhow::Error>)> {
     const EVERY: Duration = Duration::from_millis(100);
@@ -838,11 +838,15 @@ fn spawn_journal_writer(
         };
         loop {
             match rx.recv_timeout(EVERY) {
-                Ok(r) => {
-                    if error.is_none() {
-                        journal::encode_parts(&mut buf, &r.key, r.lambda, r.lr, r.seed, &r.outcome);
+                Ok(batch) => {
+                    for r in batch {
+                        if error.is_none() {
+                            journal::encode_parts(
+                                &mut buf, &r.key, r.lambda, r.lr, r.seed, &r.outcome,
+                            );
+                        }
+                        kept.push(r);
                     }
-                    kept.push(r);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,

@@ -96,15 +96,15 @@ impl Progress {
         Progress { total, mode }
     }
 
-    /// Counts one finished job.
-    pub fn inc(&self) {
+    /// Counts `jobs` finished jobs.
+    pub fn inc(&self, jobs: u64) {
         match &self.mode {
             Mode::Quiet => {}
-            Mode::Bar(bar) => bar.inc(1),
+            Mode::Bar(bar) => bar.inc(jobs),
             Mode::Lines { done, start, lock } => {
-                let now = done.fetch_add(1, Ordering::Relaxed) + 1;
+                let now = done.fetch_add(jobs, Ordering::Relaxed) + jobs;
                 let tenth = |k: u64| k * 10 / self.total;
-                if tenth(now) > tenth(now - 1) {
+                if tenth(now) > tenth(now - jobs) {
                     let _guard = lock.lock();
                     let secs = start.elapsed().as_secs_f64();
                     let rate = now as f64 / secs.max(1e-9);
@@ -219,11 +219,11 @@ pub fn run_jobs(spec: &Spec, jobs: &[u64], progress: &Progress) -> Vec<JobResult
         curves: true,
         clock: &clock,
     };
-    run_jobs_with(spec, jobs, &control, &|r| {
+    run_jobs_with(spec, jobs, &control, &|batch| {
         results
             .lock()
             .expect("no job panics while holding the lock")
-            .push(r)
+            .extend(batch)
     });
     let mut results = results.into_inner().expect("every worker has finished");
     results.sort_by_key(|r| r.index.job);
@@ -260,13 +260,15 @@ pub struct Control<'a> {
     pub clock: &'a Clock,
 }
 
-/// Runs the given jobs, handing each result to `done` as it finishes (from
-/// the worker thread, in no particular order).
+/// Runs the given jobs, handing the results to `done` a block at a time as
+/// they finish (from the worker thread, in no particular order). A block
+/// at a time, not a job at a time: a receiver on another thread is woken
+/// once per block.
 pub fn run_jobs_with(
     spec: &Spec,
     jobs: &[u64],
     control: &Control,
-    done: &(dyn Fn(JobResult) + Sync),
+    done: &(dyn Fn(Vec<JobResult>) + Sync),
 ) {
     let (progress, stop) = (control.progress, control.stop);
     let grid = &spec.grid;
@@ -300,19 +302,20 @@ pub fn run_jobs_with(
             let started = Instant::now();
             let outcomes = trainer.fit(&spec.train, &settings, seed, control.curves);
             Clock::add(&control.clock.train_ns, started);
-            for (&index, (outcome, (lambda, lr))) in
-                block.iter().zip(outcomes.into_iter().zip(settings))
-            {
-                progress.inc();
-                done(JobResult {
+            let results = block
+                .iter()
+                .zip(outcomes.into_iter().zip(settings))
+                .map(|(&index, (outcome, (lambda, lr)))| JobResult {
                     index,
                     key: job_key(&spec.data, &spec.train, lambda, lr, seed),
                     lambda,
                     lr,
                     seed,
                     outcome,
-                });
-            }
+                })
+                .collect();
+            progress.inc(block.len() as u64);
+            done(results);
         });
     });
 }
