@@ -284,9 +284,11 @@ const T: usize = 4;
 /// block: for each job the rows come in the order given.
 ///
 /// This is nearly all of a job's arithmetic, so it runs in tiles of 4 rows
-/// × 4 jobs whose 16 sums stay in registers. Tiling changes no job's bits:
-/// every dot sums its products over the columns in order from 0.0, exactly
-/// as a plain loop would, and the rows reach `each` in order.
+/// × 4 jobs whose 16 sums stay in registers, and what is left over in
+/// strips of 4 rows or 4 jobs, so that independent sums advance side by
+/// side. Tiling changes no job's bits: every dot sums its products over the
+/// columns in order from 0.0, exactly as a plain loop would, and for each
+/// job the rows reach `each` in order.
 fn products(
     op: &Operand,
     m: &[f64],
@@ -329,16 +331,39 @@ fn products(
                 }
             }
         }
-        // The jobs left over from the tiles, one at a time.
-        for (t, &r) in chunk.iter().enumerate() {
-            for j in tiled_jobs..jn {
-                each(slot + t, j, plain(r, j));
+        // The jobs left over from the tiles, one at a time, with the four
+        // rows' sums side by side.
+        for j in tiled_jobs..jn {
+            let mut acc = [0.0f64; T];
+            for i in start..end {
+                let zij = z[i * jn + j];
+                for (sum, &r) in acc.iter_mut().zip(chunk) {
+                    *sum += m[r * width + i] * zij;
+                }
+            }
+            for (t, &dot) in acc.iter().enumerate() {
+                each(slot + t, j, dot);
             }
         }
         slot += T;
     }
+    // The rows left over from the tiles (a minibatch of 5 leaves one), one
+    // at a time, with four jobs' sums side by side.
     for (t, &r) in chunks.remainder().iter().enumerate() {
-        for j in 0..jn {
+        let m_r = &m[r * width..(r + 1) * width];
+        for j0 in (0..tiled_jobs).step_by(T) {
+            let mut acc = [0.0f64; T];
+            for i in first(r)..end {
+                let zi = &z[i * jn + j0..i * jn + j0 + T];
+                for (sum, &zij) in acc.iter_mut().zip(zi) {
+                    *sum += m_r[i] * zij;
+                }
+            }
+            for (l, &dot) in acc.iter().enumerate() {
+                each(slot + t, j0 + l, dot);
+            }
+        }
+        for j in tiled_jobs..jn {
             each(slot + t, j, plain(r, j));
         }
     }
