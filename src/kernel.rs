@@ -206,6 +206,8 @@ impl Block {
 struct Scratch {
     /// The current minibatch's errors, row-major over the batch.
     err: Vec<f64>,
+    /// Products of an evaluation's rows with every job, row-major.
+    dots: Vec<f64>,
     err_sum: Vec<f64>,
     train: Vec<f64>,
     val: Vec<f64>,
@@ -222,20 +224,29 @@ fn evaluate(f: &SeedFactors, st: &Block, s: &mut Scratch, with_val: bool) {
     s.a_p.fill(0.0);
     s.a_g_a.fill(0.0);
     let (c, a, b) = st.parts();
-    products(&TRAIN, &f.gram, n, &f.rows_train, st, |r, j, dot| {
-        let e = c[j] * f.p[r] + dot + b[j] - f.y[r];
-        s.train[j] += 0.5 * e * e;
-        s.a_p[j] += a[r * jn + j] * f.p[r];
-        s.a_g_a[j] += a[r * jn + j] * dot;
-    });
+    products(&TRAIN, &f.gram, n, &f.rows_train, st, &mut s.dots);
+    // Row by row, so that each job's sums take the rows in order.
+    for (r, dots) in s.dots.chunks_exact(jn).take(n).enumerate() {
+        let a_r = &a[r * jn..(r + 1) * jn];
+        for j in 0..jn {
+            let e = c[j] * f.p[r] + dots[j] + b[j] - f.y[r];
+            s.train[j] += 0.5 * e * e;
+            s.a_p[j] += a_r[j] * f.p[r];
+            s.a_g_a[j] += a_r[j] * dots[j];
+        }
+    }
     s.val.fill(0.0);
     if with_val {
         // Row `row` of R·z: the dot over (c, a, b) plus the constant column.
         let width = n + 3;
-        products(&VAL, &f.val_r, width, &f.rows_val, st, |row, j, dot| {
-            let e = dot + f.val_r[row * width + n + 2];
-            s.val[j] += 0.5 * e * e;
-        });
+        products(&VAL, &f.val_r, width, &f.rows_val, st, &mut s.dots);
+        for (row, dots) in s.dots.chunks_exact(jn).take(f.rows_val.len()).enumerate() {
+            let constant = f.val_r[row * width + n + 2];
+            for j in 0..jn {
+                let e = dots[j] + constant;
+                s.val[j] += 0.5 * e * e;
+            }
+        }
     }
     for j in 0..jn {
         s.train[j] /= n as f64;
@@ -278,26 +289,19 @@ const VAL: Operand = Operand {
 /// Tile height in rows, and width in jobs.
 const T: usize = 4;
 
-/// Calls `each(slot, j, dot)` with dot = M_r·z_j for every row r =
+/// Writes dot = M_r·z_j to `out[slot * jobs + j]` for every row r =
 /// `rows[slot]` of the row-major matrix `m` (rows of `width` numbers, of
 /// which `op` says which multiply which part of z) and every job j of the
-/// block: for each job the rows come in the order given.
+/// block. Callers then run along each row's jobs, which vectorises.
 ///
 /// This is nearly all of a job's arithmetic, so it runs in tiles of 4 rows
 /// × 4 jobs whose 16 sums stay in registers, and what is left over in
 /// strips of 4 rows or 4 jobs, so that independent sums advance side by
 /// side. Tiling changes no job's bits: every dot sums its products over the
-/// columns in order from 0.0, exactly as a plain loop would, and for each
-/// job the rows reach `each` in order.
-fn products(
-    op: &Operand,
-    m: &[f64],
-    width: usize,
-    rows: &[usize],
-    st: &Block,
-    mut each: impl FnMut(usize, usize, f64),
-) {
+/// columns in order from 0.0, exactly as a plain loop would.
+fn products(op: &Operand, m: &[f64], width: usize, rows: &[usize], st: &Block, out: &mut [f64]) {
     let jn = st.jobs;
+    let mut each = |slot: usize, j: usize, dot: f64| out[slot * jn + j] = dot;
     let end = width - op.unused_tail;
     let first = |r: usize| if op.trapezoidal { r - r % T } else { 0 };
     let z = &st.z[op.z_offset * jn..];
@@ -393,12 +397,14 @@ fn step(
     let m = batch.len() as f64;
     s.err_sum.fill(0.0);
     let (c, _, b) = st.parts();
-    products(&TRAIN, &f.gram, n, batch, st, |slot, j, dot| {
-        let r = batch[slot];
-        let e = c[j] * f.p[r] + dot + b[j] - f.y[r];
-        s.err[slot * jn + j] = e;
-        s.err_sum[j] += e;
-    });
+    products(&TRAIN, &f.gram, n, batch, st, &mut s.err);
+    for (err, &r) in s.err.chunks_exact_mut(jn).zip(batch) {
+        for j in 0..jn {
+            let e = c[j] * f.p[r] + err[j] + b[j] - f.y[r];
+            err[j] = e;
+            s.err_sum[j] += e;
+        }
+    }
     // c and a are z's first n + 1 numbers; both shrink alike.
     let (weights, b) = st.z.split_at_mut((n + 1) * jn);
     match penalty {
@@ -455,6 +461,7 @@ pub fn fit_block(
     st.z[..jn].fill(1.0);
     let mut s = Scratch {
         err: vec![0.0; settings.batch_size * jn],
+        dots: vec![0.0; n.max(f.rows_val.len()) * jn],
         err_sum: vec![0.0; jn],
         train: vec![0.0; jn],
         val: vec![0.0; jn],
