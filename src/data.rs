@@ -14,7 +14,7 @@ use ndarray_rand::rand::{Rng, SeedableRng};
 use ndarray_rand::rand_distr::StandardNormal;
 use rand_chacha::ChaCha8Rng;
 
-use crate::linalg::row_products;
+use crate::linalg::{householder, row_products};
 use crate::spec::{DataSettings, DataSource};
 
 /// What a ChaCha stream of a seed is used for. Each purpose has its own
@@ -101,10 +101,91 @@ impl BookDraw {
         b
     }
 
+    /// The products every use of the draw starts from, and S.
+    ///
+    /// `train` is X·B, n × (n + 2) row-major: [X·z₀ | G = X·Xᵀ | X·w*]. S is
+    /// r × (n + 2), upper trapezoidal, with SᵀS = BᵀB. When BᵀB is safely
+    /// positive definite (r = n + 2 and no column of B lies within 10⁻⁴ of
+    /// its norm of the span of the ones before it), S is its Cholesky
+    /// factor: BᵀB is made from `train` and three dot products, at a tiny
+    /// fraction of a QR's cost. Otherwise (more training rows than inputs,
+    /// w* = 0, …) S is the R of a Householder QR of B. Either way the
+    /// choice depends on the draw alone.
+    pub fn reduce(&self) -> Reduction {
+        let (n, d) = self.x_train.dim();
+        let p = n + 2;
+        let b = self.basis_matrix();
+        let x = self.x_train.as_slice().expect("standard layout");
+        let train = row_products(x, n, d, &b, p);
+        if BookDraw::coords(n, d) == p {
+            let dot =
+                |u: &Array1<f64>, v: &Array1<f64>| u.iter().zip(v).fold(0.0, |s, (a, b)| s + a * b);
+            // BᵀB, row-major p × p; its middle block is G.
+            let mut gram = vec![0.0; p * p];
+            for i in 0..n {
+                for j in 0..p {
+                    gram[(1 + i) * p + j] = train[i * p + j];
+                    gram[j * p + 1 + i] = train[i * p + j];
+                }
+            }
+            let (z0, w) = (&self.z0, &self.true_weights);
+            gram[0] = dot(z0, z0);
+            gram[n + 1] = dot(z0, w);
+            gram[(n + 1) * p] = gram[n + 1];
+            gram[p * p - 1] = dot(w, w);
+            if let Some(s) = cholesky(&gram, p) {
+                return Reduction {
+                    train,
+                    s,
+                    by_cholesky: true,
+                };
+            }
+        }
+        let mut s = b;
+        householder(&mut s, d, p, false);
+        s.truncate(BookDraw::coords(n, d) * p);
+        Reduction {
+            train,
+            s,
+            by_cholesky: false,
+        }
+    }
+
     /// r, the number of coordinates drawn for each validation row.
     pub fn coords(num_train: usize, num_inputs: usize) -> usize {
         num_inputs.min(num_train + 2)
     }
+}
+
+/// [`BookDraw::reduce`]'s result.
+#[derive(Debug, Clone)]
+pub struct Reduction {
+    /// X·[z₀ | Xᵀ | w*], num_train × (num_train + 2), row-major.
+    pub train: Vec<f64>,
+    /// S, r × (num_train + 2), row-major, with SᵀS = BᵀB.
+    pub s: Vec<f64>,
+    pub by_cholesky: bool,
+}
+
+/// The upper-triangular S with SᵀS = M for the row-major p × p symmetric
+/// `m`, or None when a pivot is not safely positive: each column must keep
+/// at least 10⁻⁸ of its squared length after the columns before it are
+/// taken out (a condition number below about 10⁴).
+fn cholesky(m: &[f64], p: usize) -> Option<Vec<f64>> {
+    let mut s = vec![0.0; p * p];
+    for j in 0..p {
+        let rest = (0..j).fold(m[j * p + j], |acc, i| acc - s[i * p + j] * s[i * p + j]);
+        if !(m[j * p + j] > 0.0 && rest > 1e-8 * m[j * p + j]) {
+            return None;
+        }
+        let pivot = rest.sqrt();
+        s[j * p + j] = pivot;
+        for k in j + 1..p {
+            let dot = (0..j).fold(m[j * p + k], |acc, i| acc - s[i * p + j] * s[i * p + k]);
+            s[j * p + k] = dot / pivot;
+        }
+    }
+    Some(s)
 }
 
 /// Draws the book's data of one seed (DESIGN.md §2) in the reduced form of
@@ -140,10 +221,31 @@ pub fn synthetic(settings: &DataSettings, seed: u64) -> Dataset {
     let draw = book_draw(settings, seed);
     let (n, d) = draw.x_train.dim();
     let (nv, r) = draw.val_coords.dim();
-    let mut b = draw.basis_matrix();
-    let reflectors = crate::linalg::householder(&mut b, d, n + 2, true);
-    // basis() is column-major d × r, so read row-major it is Uᵀ (r × d).
-    let ut = crate::linalg::basis(&reflectors, d, r);
+    // Uᵀ, r × d row-major: an orthonormal basis of B's columns with
+    // B = U·S for the S that training uses.
+    let p = n + 2;
+    let reduction = draw.reduce();
+    let ut = if reduction.by_cholesky {
+        // U = B·S⁻¹, row by row of B: u·S = b by forward substitution.
+        let (b, s) = (draw.basis_matrix(), &reduction.s);
+        let mut ut = vec![0.0; r * d];
+        for k in 0..d {
+            let mut u = vec![0.0; p];
+            for j in 0..p {
+                let known = (0..j).fold(b[k * p + j], |acc, i| acc - u[i] * s[i * p + j]);
+                u[j] = known / s[j * p + j];
+            }
+            for (j, &uj) in u.iter().enumerate() {
+                ut[j * d + k] = uj;
+            }
+        }
+        ut
+    } else {
+        let mut b = draw.basis_matrix();
+        let reflectors = householder(&mut b, d, p, true);
+        // basis() is column-major d × r, so read row-major it is Uᵀ.
+        crate::linalg::basis(&reflectors, d, r)
+    };
     let coords = draw.val_coords.as_slice().expect("standard layout");
     // V = C·Uᵀ + (I − U·Uᵀ)·H: the drawn coordinates, plus N(0, 1) noise in
     // the directions no loss sees.
@@ -257,8 +359,7 @@ mod tests {
         // The formed rows' products with B = [z₀ | Xᵀ | w*] are C·S.
         let draw = book_draw(&settings, 6);
         let (nt, d) = draw.x_train.dim();
-        let mut b = draw.basis_matrix();
-        crate::linalg::householder(&mut b, d, nt + 2, false);
+        let b = draw.reduce().s;
         let b_full = Array2::from_shape_vec((d, nt + 2), draw.basis_matrix()).unwrap();
         let direct = v.dot(&b_full);
         for row in 0..settings.num_val {
@@ -276,6 +377,45 @@ mod tests {
         // And the targets follow the true model on them.
         let y = v.dot(&draw.true_weights) + settings.true_bias + &draw.val_noise;
         assert_eq!(y, data.y_val);
+    }
+
+    #[test]
+    fn s_is_cholesky_when_safe_and_householder_otherwise_and_both_factor_btb() {
+        let book = DataSettings::default();
+        let cases = [
+            (book.clone(), true),
+            // More coordinates than inputs: BᵀB is singular.
+            (
+                DataSettings {
+                    num_train: 20,
+                    num_inputs: 5,
+                    ..book.clone()
+                },
+                false,
+            ),
+            // w* = 0: a zero column.
+            (
+                DataSettings {
+                    true_weight: 0.0,
+                    ..book.clone()
+                },
+                false,
+            ),
+        ];
+        for (settings, cholesky) in cases {
+            let draw = book_draw(&settings, 2);
+            let red = draw.reduce();
+            assert_eq!(red.by_cholesky, cholesky, "{settings:?}");
+            let (n, d) = draw.x_train.dim();
+            let (p, r) = (n + 2, BookDraw::coords(n, d));
+            let b = Array2::from_shape_vec((d, p), draw.basis_matrix()).unwrap();
+            let s = Array2::from_shape_vec((r, p), red.s).unwrap();
+            let (btb, sts) = (b.t().dot(&b), s.t().dot(&s));
+            let scale = btb.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            for (x, y) in btb.iter().zip(&sts) {
+                assert!((x - y).abs() <= 1e-12 * scale, "{settings:?}: {x} vs {y}");
+            }
+        }
     }
 
     #[test]

@@ -41,7 +41,7 @@
 
 use ndarray::ArrayView1;
 
-use crate::data::{BookDraw, Dataset};
+use crate::data::{BookDraw, Dataset, Reduction};
 use crate::linalg::{householder, row_products};
 use crate::spec::{Penalty, TrainSettings};
 use crate::train::{EpochLoss, Outcome, Shuffler, Status};
@@ -97,15 +97,15 @@ impl SeedFactors {
         let (n, d) = draw.x_train.dim();
         let (nv, r) = draw.val_coords.dim();
         let init = &draw.z0 * init_std;
-        let x = draw.x_train.as_slice().expect("standard layout");
-        let b = with_initial(init.view(), x, n, d);
-        let train = row_products(x, n, d, &b, n + 1);
-
         let p = n + 2;
-        // S: the first r rows of B's reduction.
-        let mut s = draw.basis_matrix();
-        householder(&mut s, d, p, false);
-        s.truncate(r * p);
+        let Reduction { train: xb, s, .. } = draw.reduce();
+        // [P | G] from X·[z₀ | Xᵀ | w*], with P = X·w₀ = init_std·X·z₀.
+        let mut train = vec![0.0; n * (n + 1)];
+        for r in 0..n {
+            train[r * (n + 1)] = init_std * xb[r * p];
+            train[r * (n + 1) + 1..(r + 1) * (n + 1)].copy_from_slice(&xb[r * p + 1..=r * p + n]);
+        }
+        debug_assert_eq!(d, draw.z0.len());
         let coords = draw.val_coords.as_slice().expect("standard layout");
         let m = row_products(coords, nv, r, &s, p);
         // m's rows are [V·z₀ | K | V·w*].
@@ -605,6 +605,11 @@ mod tests {
             };
             matches_reference(&settings);
         }
+        // No true weights: the book's S comes from a QR, not a Cholesky.
+        matches_reference(&DataSettings {
+            true_weight: 0.0,
+            ..DataSettings::default()
+        });
     }
 
     /// The reference trains on the full data set; the kernel on the book's

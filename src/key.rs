@@ -23,7 +23,9 @@ use crate::table::Table;
 /// 4: the seed's products summed in index order (register tiles), and the
 ///    book's validation rows drawn as their coordinates in the span that
 ///    reaches a loss (`data::BookDraw`): the same distribution, other draws.
-pub const NUMERICS_VERSION: u32 = 4;
+/// 5: the book's S from a Cholesky factor of BᵀB where that is safe, and
+///    P = init_std·(X·z₀).
+pub const NUMERICS_VERSION: u32 = 5;
 
 fn experiment_bytes(data: &DataSource, train: &TrainSettings) -> blake3::Hasher {
     let mut h = blake3::Hasher::new();
