@@ -74,9 +74,10 @@ if os.path.exists(f"{tmp}/base.secs"):
           f"{base / w2:.2f}x faster")
 
 # Floating-point work per job of wdsweep's algorithm at the book's sizes,
-# counted from the loops of src/kernel.rs and src/linalg.rs: the kernel's
-# steps and evaluations, and the seed's products and QRs (shared here by 18
-# jobs). Drawing random numbers is not counted.
+# counted from the loops of src/kernel.rs, src/data.rs and src/linalg.rs:
+# the kernel's steps and evaluations, and the seed's products and
+# factorisations (shared here by 18 jobs). Drawing random numbers is not
+# counted.
 n, nv, d, b, epochs, per_seed = 20, 100, 200, 5, 10, 18
 width = n + 3
 rows = min(nv, width)
@@ -85,11 +86,15 @@ qr = lambda m, p: sum(4 * (m - k) + (p - k - 1) * 4 * (m - k) for k in range(min
 steps = epochs * (n * (2 * n + 8) + (n // b) * (3 * (n + 1) + 3))
 val = sum(2 * (width - 1 - (i - i % 4)) + 4 for i in range(rows)) + 2
 evals = (epochs + 1) * (n * (2 * n + 11) + val)
-products = n * (n + 1) * 2 * d + qr(d, n + 2) + nv * r * (n + 2) * 2 + qr(nv, width)
+# X·[z0 | X^T | w*], three dot products and a Cholesky factor of B^T B,
+# the validation products C·S, and the QR of A = [Q | K | 1 | -y_v].
+p = n + 2
+cholesky = sum(2 * j + 2 + (p - j - 1) * (2 * j + 1) for j in range(p))
+products = n * p * 2 * d + 3 * 2 * d + cholesky + nv * r * p * 2 + qr(nv, width)
 flops = steps + evals + products / per_seed
 naive = epochs * (n * 4 * d) + (epochs + 1) * (n + nv) * 2 * d
 print(f"flops per job: {flops / 1e3:.0f} k (kernel {(steps + evals) / 1e3:.0f} k + seed products "
-      f"and QRs {products / per_seed / 1e3:.0f} k), against {naive / 1e6:.2f} M for the naive "
+      f"and factors {products / per_seed / 1e3:.0f} k), against {naive / 1e6:.2f} M for the naive "
       f"loop on w")
 # Peak: two 256-bit FMA pipes a core, 16 double flops a cycle; the build
 # targets baseline x86-64 (SSE2, no FMA), whose own ceiling is half that.
