@@ -105,17 +105,22 @@ impl Table {
             )
         })?;
         let hash = blake3::hash(&bytes);
-        let frame = match settings.format {
-            Format::Csv => read_csv(&bytes),
-            Format::Parquet => read_parquet(&bytes),
-        }
-        .map_err(|e| {
+        let unreadable = |e: polars::prelude::PolarsError| {
             format!(
                 "{shown}: cannot be read as {}: {e} (if it is not {0}, set [data] format in \
                  {spec})",
                 settings.format
             )
-        })?;
+        };
+        let frame = match settings.format {
+            Format::Csv => read_csv(&bytes).map_err(unreadable)?,
+            Format::Parquet => {
+                read_parquet(&bytes, &settings, &shown, spec).map_err(|e| match e {
+                    ParquetError::Polars(e) => unreadable(e),
+                    ParquetError::Message(m) => m,
+                })?
+            }
+        };
         let names: Vec<String> = frame
             .get_column_names()
             .iter()
@@ -439,8 +444,70 @@ fn read_csv(bytes: &[u8]) -> polars::prelude::PolarsResult<DataFrame> {
         .finish()
 }
 
-fn read_parquet(bytes: &[u8]) -> polars::prelude::PolarsResult<DataFrame> {
-    ParquetReader::new(Cursor::new(bytes)).finish()
+enum ParquetError {
+    Polars(polars::prelude::PolarsError),
+    Message(String),
+}
+
+/// Reads the columns of a Parquet file that the spec uses (the target and
+/// the features; every column when the features are not listed), after
+/// checking from the file's schema that each is stored in a type this
+/// build reads: 32- and 64-bit integers and floats, and booleans and text
+/// (which then fail cell by cell with their row). Columns the spec does not
+/// use are never read, whatever their type.
+fn read_parquet(
+    bytes: &[u8],
+    settings: &TableSettings,
+    shown: &str,
+    spec: &str,
+) -> Result<DataFrame, ParquetError> {
+    use polars::prelude::ArrowDataType as A;
+    let mut reader = ParquetReader::new(Cursor::new(bytes));
+    let schema = reader.schema().map_err(ParquetError::Polars)?;
+    let wanted = |name: &str| {
+        name == settings.target
+            || settings
+                .features
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|f| f == name))
+    };
+    let mut keep = Vec::new();
+    for field in schema.iter_values().filter(|f| wanted(f.name.as_str())) {
+        let readable = matches!(
+            field.dtype,
+            A::Null
+                | A::Boolean
+                | A::Int32
+                | A::Int64
+                | A::UInt32
+                | A::UInt64
+                | A::Float32
+                | A::Float64
+                | A::Utf8
+                | A::LargeUtf8
+                | A::Utf8View
+        );
+        if !readable {
+            let leave_out = match settings.features {
+                Some(_) if field.name.as_str() != settings.target => {
+                    ", or leave it out of [data] features"
+                }
+                Some(_) => "",
+                None => ", or list the columns to use in [data] features",
+            };
+            return Err(ParquetError::Message(format!(
+                "{shown}: column {:?} is stored as {:?}, which wdsweep does not read; store it \
+                 as 32- or 64-bit integers or floats{leave_out} ({spec})",
+                field.name.as_str(),
+                field.dtype
+            )));
+        }
+        keep.push(field.name.to_string());
+    }
+    reader
+        .with_columns(Some(keep))
+        .finish()
+        .map_err(ParquetError::Polars)
 }
 
 /// A column as finite numbers, or the first bad cell: its row (from 0) and

@@ -410,3 +410,58 @@ fn text_and_booleans_in_parquet_are_not_numbers() {
     );
     assert_mentions(&err, &["row 3, column \"a\"", "\"three\" is not a number"]);
 }
+
+/// Copies a committed Parquet fixture (see tests/data/) into `dir`.
+fn fixture(dir: &Path, name: &str) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    std::fs::copy(&from, dir.join(name)).unwrap();
+}
+
+#[test]
+fn a_parquet_column_stored_in_a_type_not_read_is_named_with_its_type() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), "int8_column.parquet");
+    let err = refused_in(
+        dir.path(),
+        "[data]\npath = \"int8_column.parquet\"\ntarget = \"y\"\n[train]\nbatch_size = 1\n",
+    );
+    assert_mentions(
+        &err,
+        &[
+            "int8_column.parquet",
+            "column \"a\"",
+            "Int8",
+            "[data] features",
+        ],
+    );
+}
+
+#[test]
+fn a_parquet_column_the_spec_does_not_use_is_never_read() {
+    // A dictionary-encoded text column beside the ones the spec uses: left
+    // out, it is not read at all; used, it is refused by name, not a crash.
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), "dictionary_column.parquet");
+    let spec = write_spec(
+        dir.path(),
+        "used.toml",
+        "[data]\npath = \"dictionary_column.parquet\"\ntarget = \"y\"\nfeatures = [\"b\"]\n\
+         [train]\nbatch_size = 1\n",
+    );
+    let o = run(&spec, &dir.path().join("used"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = refused_in(
+        dir.path(),
+        "[data]\npath = \"dictionary_column.parquet\"\ntarget = \"y\"\n[train]\nbatch_size = 1\n",
+    );
+    assert_mentions(
+        &err,
+        &[
+            "dictionary_column.parquet",
+            "column \"label\"",
+            "Dictionary",
+        ],
+    );
+}
