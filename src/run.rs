@@ -74,7 +74,7 @@ pub struct RunOptions {
 pub enum Curves {
     On,
     Off,
-    /// On for grids of up to [`AUTO_CURVES_MAX_JOBS`] jobs.
+    /// On for grids of up to 100 000 jobs and 10 million curve rows.
     Auto,
 }
 
@@ -189,6 +189,7 @@ pub(crate) fn refuse_foreign(out: &Path, spec: &Spec) -> Result<()> {
 /// experiment's results is refused unless `fresh`, which removes only the
 /// files wdsweep writes.
 fn claim_folder(out: &Path, spec: &Spec, fresh: bool) -> Result<()> {
+    refuse_overwriting_data(out, spec)?;
     if fresh {
         for name in OUTPUT_FILES {
             let path = out.join(name);
@@ -202,6 +203,30 @@ fn claim_folder(out: &Path, spec: &Spec, fresh: bool) -> Result<()> {
     }
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     remove_stale_temporaries(out)
+}
+
+/// Refuses a folder where one of the files a run writes is the data file
+/// itself (a table named `summary.csv` in the output folder, say), which
+/// the run would otherwise replace with its results.
+fn refuse_overwriting_data(out: &Path, spec: &Spec) -> Result<()> {
+    let crate::spec::DataSource::Table(table) = &spec.data else {
+        return Ok(());
+    };
+    let Ok(data) = fs::canonicalize(&table.path) else {
+        return Ok(());
+    };
+    for name in OUTPUT_FILES {
+        if fs::canonicalize(out.join(name)).is_ok_and(|p| p == data) {
+            return Err(UsageError(format!(
+                "{}: the data file is the {name} this run would write in {}; move or rename \
+                 the data file, or pass --out DIR to write the results elsewhere",
+                table.path.display(),
+                out.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Warns when a spec.toml written by other numerics, or from a data file

@@ -465,3 +465,21 @@ fn a_parquet_column_the_spec_does_not_use_is_never_read() {
         ],
     );
 }
+
+#[test]
+fn a_data_file_where_the_run_writes_a_result_is_refused_and_kept() {
+    // The data is called summary.csv and sits in the output folder.
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_spec(dir.path(), "summary.csv", GOOD);
+    let spec = write_spec(
+        dir.path(),
+        "s.toml",
+        "[data]\npath = \"summary.csv\"\ntarget = \"y\"\n[train]\nbatch_size = 1\n",
+    );
+    let o = run(&spec, dir.path(), &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_mentions(&err, &["summary.csv", "the data file is", "--out"]);
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), GOOD);
+    assert!(!dir.path().join("jobs.csv").exists());
+}
