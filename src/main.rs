@@ -167,7 +167,18 @@ fn main() -> ExitCode {
                         0
                     })
                 } else {
-                    run::run(&opts).map(|report| report.exit_code())
+                    run::run(&opts).map(|report| {
+                        let code = report.exit_code();
+                        if code == 3 && opts.quiet {
+                            // -q keeps errors, and this is one: say it.
+                            tell!(
+                                "wdsweep: every cell of the grid diverged, so no λ can be \
+                                 chosen (exit 3); see {}",
+                                report.out.join("summary.md").display()
+                            );
+                        }
+                        code
+                    })
                 }
             })
         }

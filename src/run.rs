@@ -172,12 +172,15 @@ fn inspect_folder(out: &Path, spec: &Spec) -> Result<Folder> {
     }))
 }
 
-/// Refuses a folder that holds another experiment's results.
-pub(crate) fn refuse_foreign(out: &Path, spec: &Spec) -> Result<()> {
+/// What a run can do about a folder of another experiment.
+pub(crate) const RUN_FIX: &str = "pass --fresh to replace them, or --out DIR to write elsewhere";
+
+/// Refuses a folder that holds another experiment's results; `fix` says
+/// what the command at hand can do about it.
+pub(crate) fn refuse_foreign(out: &Path, spec: &Spec, fix: &str) -> Result<()> {
     if let Folder::Different(what) = inspect_folder(out, spec)? {
         return Err(UsageError(format!(
-            "{} holds results of a different experiment ({what}); pass --fresh to replace \
-             them, or --out DIR to write elsewhere",
+            "{} holds results of a different experiment ({what}); {fix}",
             out.display()
         ))
         .into());
@@ -188,7 +191,7 @@ pub(crate) fn refuse_foreign(out: &Path, spec: &Spec) -> Result<()> {
 /// Makes `out` ready for this experiment. A folder that holds another
 /// experiment's results is refused unless `fresh`, which removes only the
 /// files wdsweep writes.
-fn claim_folder(out: &Path, spec: &Spec, fresh: bool) -> Result<()> {
+fn claim_folder(out: &Path, spec: &Spec, fresh: bool, fix: &str) -> Result<()> {
     refuse_overwriting_data(out, spec)?;
     if fresh {
         for name in OUTPUT_FILES {
@@ -199,7 +202,7 @@ fn claim_folder(out: &Path, spec: &Spec, fresh: bool) -> Result<()> {
             }
         }
     } else {
-        refuse_foreign(out, spec)?;
+        refuse_foreign(out, spec, fix)?;
     }
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     remove_stale_temporaries(out)
@@ -396,12 +399,21 @@ pub fn dry_run(opts: &RunOptions) -> Result<String> {
     } else {
         shard::read_journals(&journals)?
     };
-    let (mut wanted, mut done) = (0u64, 0u64);
-    for job in (0..g.len()).filter(|&j| scope(j)) {
-        let (_, lambda, lr, seed) = g.point(job);
-        wanted += 1;
-        done +=
-            u64::from(records.contains_key(&job_key(&spec.data, &spec.train, lambda, lr, seed)));
+    let wanted = opts.shard.map_or(g.len(), |s| s.jobs_of(g.len()));
+    // Keys are hashed only when there is a journal to look them up in, so
+    // that a dry run of a huge fresh grid is instant.
+    let mut done = 0u64;
+    if !records.is_empty() {
+        for job in (0..g.len()).filter(|&j| scope(j)) {
+            let (_, lambda, lr, seed) = g.point(job);
+            done += u64::from(records.contains_key(&job_key(
+                &spec.data,
+                &spec.train,
+                lambda,
+                lr,
+                seed,
+            )));
+        }
     }
     let shard_line = match opts.shard {
         Some(s) => format!(
@@ -459,7 +471,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     };
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let _lock = lock::acquire(&dir)?;
-    claim_folder(&dir, &spec, opts.fresh)?;
+    claim_folder(&dir, &spec, opts.fresh, RUN_FIX)?;
     store::write_text(&dir.join("spec.toml"), &report::spec_as_run(&spec, &dir))?;
 
     let Opened {
@@ -477,11 +489,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let keep_curves = opts.curves.keep(spec.grid.len(), spec.train.epochs);
     let grid = &spec.grid;
     let in_scope = |job: u64| opts.shard.is_none_or(|s| s.owns(job));
-    let total = match opts.shard {
-        // The jobs below grid.len() with j mod N == I.
-        Some(sh) => (grid.len() + sh.count - 1 - sh.index) / sh.count,
-        None => grid.len(),
-    };
+    let total = opts.shard.map_or(grid.len(), |s| s.jobs_of(grid.len()));
     let mut results = Vec::new();
     let mut todo = Vec::new();
     for job in (0..grid.len()).filter(|&j| in_scope(j)) {
@@ -581,7 +589,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let train_started = Instant::now();
     let (fresh, journal_error) = {
         let (tx, rx) = mpsc::channel::<Vec<JobResult>>();
-        let writer = spawn_journal_writer(journal, rx, stop.clone());
+        let writer = spawn_journal_writer(journal, rx, stop.clone(), opts.quiet);
         pool.install(|| {
             let control = Control {
                 progress: &progress,
@@ -740,7 +748,13 @@ impl MergeReport {
 pub fn merge(out: &Path, quiet: bool, max_jobs: u64) -> Result<MergeReport> {
     let merged = shard::gather(out, max_jobs)?;
     let _lock = lock::acquire(out)?;
-    claim_folder(out, &merged.spec, false)?;
+    claim_folder(
+        out,
+        &merged.spec,
+        false,
+        "merge writes its files there, so move those results away (or delete the folder's \
+         spec.toml) and merge again",
+    )?;
     store::write_text(
         &out.join("spec.toml"),
         &report::spec_as_run(&merged.spec, out),
@@ -844,9 +858,13 @@ fn spawn_journal_writer(
     mut journal: Journal,
     rx: mpsc::Receiver<Vec<JobResult>>,
     stop: Stop,
+    quiet: bool,
 ) -> thread::JoinHandle<(Vec<JobResult>, Option<anyhow::Error>)> {
     const EVERY: Duration = Duration::from_millis(100);
     thread::spawn(move || {
+        // The first Ctrl-C is acknowledged here, the thread that is awake
+        // every 0.1 s while the workers train.
+        let mut told = quiet;
         let mut kept = Vec::new();
         let mut buf = Vec::new();
         let mut error: Option<anyhow::Error> = None;
@@ -875,6 +893,14 @@ fn spawn_journal_writer(
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if !told && stop.signal().is_some() {
+                told = true;
+                tell!(
+                    "wdsweep: stopping: no new job starts, the running ones finish and all \
+                     that is done is saved; press Ctrl-C again to quit at once (finished jobs \
+                     are kept either way)"
+                );
             }
             if last.elapsed() >= EVERY || buf.len() >= 1 << 20 {
                 flush(&mut buf, &mut error);

@@ -88,6 +88,11 @@ impl Shard {
         job % self.count == self.index
     }
 
+    /// How many of the jobs 0 … total − 1 this shard owns.
+    pub fn jobs_of(&self, total: u64) -> u64 {
+        (total + self.count - 1 - self.index) / self.count
+    }
+
     /// The folder of this shard under a sweep's output folder.
     pub fn dir(&self, out: &Path) -> PathBuf {
         let width = (self.count - 1).to_string().len();

@@ -93,7 +93,7 @@ pub fn prepare(opts: &SlurmOptions) -> Result<Scripts> {
     }
 
     let out = absolute(&opts.out.clone().unwrap_or_else(|| default_out(&spec)))?;
-    crate::run::refuse_foreign(&out, &spec)?;
+    crate::run::refuse_foreign(&out, &spec, crate::run::RUN_FIX)?;
     let spec_path = fs::canonicalize(&opts.spec)
         .with_context(|| format!("cannot resolve {}", opts.spec.display()))?;
     let exe = std::env::current_exe().context("cannot find the wdsweep executable")?;

@@ -126,6 +126,18 @@ impl Table {
             .iter()
             .map(|c| c.to_string())
             .collect();
+        // The CSV reader renames a repeated header name NAME to
+        // NAME_duplicated_0, …; a header must name each column once.
+        if let Some(twice) = names.iter().find_map(|c| {
+            let (base, tail) = c.rsplit_once("_duplicated_")?;
+            let numbered = !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit());
+            (numbered && names.iter().any(|o| o == base)).then_some(base)
+        }) {
+            return Err(format!(
+                "{shown}: the header names the column {twice:?} more than once; give every \
+                 column a name of its own"
+            ));
+        }
         let find = |name: &str, key: &str| -> Result<usize, String> {
             names.iter().position(|c| c == name).ok_or_else(|| {
                 let near = names

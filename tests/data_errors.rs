@@ -483,3 +483,9 @@ fn a_data_file_where_the_run_writes_a_result_is_refused_and_kept() {
     assert_eq!(std::fs::read_to_string(&data).unwrap(), GOOD);
     assert!(!dir.path().join("jobs.csv").exists());
 }
+
+#[test]
+fn a_header_that_names_a_column_twice_is_refused() {
+    let err = refused("x,x,y\n1,2,3\n2,1,4\n3,5,2\n4,4,1\n5,3,6\n", "");
+    assert_mentions(&err, &["data.csv", "\"x\" more than once"]);
+}
