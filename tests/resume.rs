@@ -102,6 +102,11 @@ fn ctrl_c_saves_a_partial_run_and_a_rerun_finishes_it_identically() {
     signal(&child, "INT");
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("stopping: no new job starts"),
+        "the first Ctrl-C is acknowledged: {}",
+        stderr(&o)
+    );
 
     // What is done is written, and says it is partial.
     let best = std::fs::read_to_string(out.join("best.json")).unwrap();

@@ -221,6 +221,12 @@ fn every_cell_diverging_exits_3_and_still_writes_files() {
             .contains("NaN")
     );
     assert!(out.join("val_loss_vs_lambda.png").is_file());
+    // The run was -q, which keeps errors, and this is one.
+    assert!(
+        stderr(&o).contains("no λ can be chosen (exit 3)"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
