@@ -912,6 +912,10 @@ fn spawn_journal_writer(
     })
 }
 
+/// The most per-epoch rows the loss-curve figure reruns jobs for when a
+/// run kept no curves (about 32 MB).
+const PLOT_RERUN_MAX_ROWS: u64 = 1_000_000;
+
 /// Renders both figures.
 fn draw(
     out: &Path,
@@ -975,6 +979,25 @@ fn draw(
             // job's result is the same bits whenever it runs, and these are
             // a few jobs per seed.
             let wanted = summary::plotted_jobs(jobs, lr, &lambdas)?;
+            let rows = (wanted.len() as u64).saturating_mul(spec.train.epochs as u64 + 1);
+            if rows > PLOT_RERUN_MAX_ROWS {
+                // Very long jobs: rerunning them for the figure would hold
+                // every epoch of every plotted job in memory.
+                let path = out.join("loss_curves.png");
+                if path.exists() {
+                    fs::remove_file(&path)
+                        .with_context(|| format!("cannot remove {}", path.display()))?;
+                }
+                tell!(
+                    "wdsweep: loss_curves.png is not drawn: its {} jobs of {} epochs would \
+                     need {} curve rows (the figure takes at most {})",
+                    wanted.len(),
+                    grouped(spec.train.epochs as u64),
+                    grouped(rows),
+                    grouped(PLOT_RERUN_MAX_ROWS)
+                );
+                return Ok(());
+            }
             rerun = store::curves_frame(&sweep::run_jobs(spec, &wanted, &Progress::new(0, true)))?;
             &rerun
         }
