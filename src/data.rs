@@ -4,7 +4,9 @@
 //! y = X·w* + b* + ε with w* = true_weight·1 and ε ~ N(0, noise_std²). It is a pure
 //! function of the data settings and the seed, generated once per seed and
 //! shared by every job of that seed, so all λ's and lr's of a seed are
-//! compared on the same rows (common random numbers, DESIGN.md §3). A
+//! compared on the same rows (common random numbers, DESIGN.md §3). Its
+//! validation rows are drawn only in the directions any loss can see
+//! ([`BookDraw`]); [`synthetic`] forms them whole when they are wanted. A
 //! user's file is read once per run instead, and each seed takes its own
 //! split of it ([`crate::table`]).
 
