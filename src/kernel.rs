@@ -94,30 +94,30 @@ impl SeedFactors {
     /// (see [`BookDraw`]): V·[w₀ | Xᵀ | w*] = C·S, with S the R of the QR of
     /// B = [z₀ | Xᵀ | w*] and w₀ = init_std·z₀.
     pub fn book(draw: &BookDraw, init_std: f64) -> SeedFactors {
-        let (n, d) = draw.x_train.dim();
-        let (nv, r) = draw.val_coords.dim();
+        let (nv, coords) = draw.val_coords.dim();
+        let width = draw.x_train.nrows() + 2;
         let init = &draw.z0 * init_std;
-        let p = n + 2;
         let Reduction { train: xb, s, .. } = draw.reduce();
-        // [P | G] from X·[z₀ | Xᵀ | w*], with P = X·w₀ = init_std·X·z₀.
-        let mut train = vec![0.0; n * (n + 1)];
-        for r in 0..n {
-            train[r * (n + 1)] = init_std * xb[r * p];
-            train[r * (n + 1) + 1..(r + 1) * (n + 1)].copy_from_slice(&xb[r * p + 1..=r * p + n]);
-        }
-        debug_assert_eq!(d, draw.z0.len());
-        let coords = draw.val_coords.as_slice().expect("standard layout");
-        let m = row_products(coords, nv, r, &s, p);
-        // m's rows are [V·z₀ | K | V·w*].
-        let mut val = vec![0.0; nv * (n + 1)];
-        let mut y_val = vec![0.0; nv];
-        for row in 0..nv {
-            let m_row = &m[row * p..(row + 1) * p];
-            val[row * (n + 1)] = init_std * m_row[0];
-            val[row * (n + 1) + 1..(row + 1) * (n + 1)].copy_from_slice(&m_row[1..=n]);
-            y_val[row] = m_row[n + 1] + draw.true_bias + draw.val_noise[row];
-        }
-        SeedFactors::assemble(train, val, draw.y_train.to_vec(), &y_val, init.view())
+        // Rows of X·B and of V·B = C·S are [·z₀ | ·Xᵀ | ·w*].
+        let vb = row_products(
+            draw.val_coords.as_slice().expect("standard layout"),
+            nv,
+            coords,
+            &s,
+            width,
+        );
+        let y_val: Vec<f64> = vb
+            .chunks_exact(width)
+            .zip(&draw.val_noise)
+            .map(|(row, noise)| row[width - 1] + draw.true_bias + noise)
+            .collect();
+        SeedFactors::assemble(
+            with_scaled_initial(&xb, width, init_std),
+            with_scaled_initial(&vb, width, init_std),
+            draw.y_train.to_vec(),
+            &y_val,
+            init.view(),
+        )
     }
 
     /// From [P | G] (n × (n + 1)) and [Q | K] (nv × (n + 1)), row-major.
@@ -158,6 +158,18 @@ impl SeedFactors {
             rows_val: (0..val_rows).collect(),
         }
     }
+}
+
+/// [P | G] or [Q | K] (rows of n + 1) from rows [·z₀ | ·Xᵀ | ·w*] of
+/// `width` = n + 2 numbers: w₀ = init_std·z₀, so the first column is
+/// scaled, and the products with w* are left out.
+fn with_scaled_initial(products: &[f64], width: usize, init_std: f64) -> Vec<f64> {
+    let mut out = Vec::with_capacity(products.len() / width * (width - 1));
+    for row in products.chunks_exact(width) {
+        out.push(init_std * row[0]);
+        out.extend_from_slice(&row[1..width - 1]);
+    }
+    out
 }
 
 /// [w₀ | Xᵀ], d × (n + 1) row-major, for the row-major n × d training rows
