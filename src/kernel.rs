@@ -463,6 +463,21 @@ pub fn fit_block(
     seed: u64,
     curves: bool,
 ) -> Vec<Outcome> {
+    fit_block_until(f, settings, jobs, seed, curves, &|| false)
+        .expect("a block that never gives up ends")
+}
+
+/// [`fit_block`], asking `give_up` before every epoch: once it answers
+/// true, the block is abandoned and `None` returned, so that a stop request
+/// does not wait for long jobs to end. Asking changes no arithmetic.
+pub fn fit_block_until(
+    f: &SeedFactors,
+    settings: &TrainSettings,
+    jobs: &[(f64, f64)],
+    seed: u64,
+    curves: bool,
+    give_up: &dyn Fn() -> bool,
+) -> Option<Vec<Outcome>> {
     let (n, jn) = (f.n, jobs.len());
     let mut st = Block {
         jobs: jn,
@@ -516,6 +531,9 @@ pub fn fit_block(
         if !active.iter().any(|&a| a) {
             break;
         }
+        if give_up() {
+            return None;
+        }
         let last = epoch == settings.epochs;
         shuffler.next_epoch(&mut order);
         for batch in order.chunks(settings.batch_size) {
@@ -559,7 +577,7 @@ pub fn fit_block(
         }
     }
 
-    curves
+    let outcomes = curves
         .into_iter()
         .enumerate()
         .map(|(j, curve)| {
@@ -581,7 +599,8 @@ pub fn fit_block(
                 }
             }
         })
-        .collect()
+        .collect();
+    Some(outcomes)
 }
 
 #[cfg(test)]
@@ -725,6 +744,32 @@ mod tests {
             assert_eq!(bits(a), bits(b));
         }
         assert!(with.iter().any(|o| o.status == Status::Diverged));
+    }
+
+    #[test]
+    fn a_block_asks_to_give_up_every_epoch_and_stops_when_told() {
+        let data = synthetic(&DataSettings::default(), 4);
+        let init = initial_weights(200, 0.01, 4);
+        let f = SeedFactors::new(&data, init.view());
+        let settings = TrainSettings::default();
+        let asked = std::cell::Cell::new(0);
+        let count = || {
+            asked.set(asked.get() + 1);
+            false
+        };
+        let run = fit_block_until(&f, &settings, &[(3.0, 0.01)], 4, true, &count);
+        assert_eq!(asked.get(), settings.epochs);
+        assert_eq!(run, Some(fit_block(&f, &settings, &[(3.0, 0.01)], 4, true)));
+        asked.set(0);
+        let third = || {
+            asked.set(asked.get() + 1);
+            asked.get() == 3
+        };
+        assert_eq!(
+            fit_block_until(&f, &settings, &[(3.0, 0.01)], 4, true, &third),
+            None
+        );
+        assert_eq!(asked.get(), 3);
     }
 
     fn fit_one(

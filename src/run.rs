@@ -879,7 +879,8 @@ fn spawn_journal_writer(
             }
             buf.clear();
         };
-        loop {
+        let mut ended = false;
+        while !ended {
             match rx.recv_timeout(EVERY) {
                 Ok(batch) => {
                     for r in batch {
@@ -892,14 +893,16 @@ fn spawn_journal_writer(
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                // The workers are done; a stop that ended them is still
+                // acknowledged below.
+                Err(mpsc::RecvTimeoutError::Disconnected) => ended = true,
             }
             if !told && stop.signal().is_some() {
                 told = true;
                 tell!(
-                    "wdsweep: stopping: no new job starts, the running ones finish and all \
-                     that is done is saved; press Ctrl-C again to quit at once (finished jobs \
-                     are kept either way)"
+                    "wdsweep: stopping: no new job starts, running ones are abandoned at \
+                     their next epoch, and all that is finished is saved; press Ctrl-C again \
+                     to quit at once (finished jobs are kept either way)"
                 );
             }
             if last.elapsed() >= EVERY || buf.len() >= 1 << 20 {

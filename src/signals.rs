@@ -1,8 +1,9 @@
 //! Stopping cleanly on Ctrl-C and SIGTERM.
 //!
 //! The first SIGINT or SIGTERM sets a flag: the sweep starts no new job,
-//! lets running ones finish, flushes the journal and writes the files of
-//! what is done, marked partial. A second signal exits at once (130 or 143);
+//! abandons running ones at their next epoch (a rerun does them again),
+//! flushes the journal and writes the files of what is done, marked
+//! partial. A second signal exits at once (130 or 143);
 //! that is safe too, because the journal tolerates a torn tail and every
 //! final file is renamed into place whole.
 

@@ -177,25 +177,25 @@ impl Trainer {
     }
 
     /// The outcomes of `jobs` (λ, lr), in order; without `curves`, their
-    /// curves are empty and the final metrics the same bits.
+    /// curves are empty and the final metrics the same bits. `None` once
+    /// `give_up` answers true (asked every epoch): the jobs are abandoned.
     fn fit(
         &self,
         settings: &TrainSettings,
         jobs: &[(f64, f64)],
         seed: u64,
         curves: bool,
-    ) -> Vec<Outcome> {
+        give_up: &dyn Fn() -> bool,
+    ) -> Option<Vec<Outcome>> {
         match self {
-            Trainer::Span(factors) => kernel::fit_block(factors, settings, jobs, seed, curves),
+            Trainer::Span(factors) => {
+                kernel::fit_block_until(factors, settings, jobs, seed, curves, give_up)
+            }
             Trainer::Direct { data, init } => jobs
                 .iter()
-                .map(|&(lambda, lr)| {
-                    let mut outcome =
-                        train::fit(data, settings, lambda, lr, init.view(), seed).outcome;
-                    if !curves {
-                        outcome.curve = Vec::new();
-                    }
-                    outcome
+                .map(|&job| {
+                    train::fit_until(data, settings, job, init.view(), seed, curves, give_up)
+                        .map(|fit| fit.outcome)
                 })
                 .collect(),
         }
@@ -253,8 +253,8 @@ impl Clock {
 /// per-epoch curves, and where to count time.
 pub struct Control<'a> {
     pub progress: &'a Progress,
-    /// Once requested, no further job starts; running ones finish and are
-    /// handed over.
+    /// Once requested, no further job starts, and running ones are
+    /// abandoned at their next epoch (a rerun does them again).
     pub stop: &'a Stop,
     pub curves: bool,
     pub clock: &'a Clock,
@@ -300,8 +300,13 @@ pub fn run_jobs_with(
                 .map(|i| (grid.lambdas[i.lambda], grid.lrs[i.lr]))
                 .collect();
             let started = Instant::now();
-            let outcomes = trainer.fit(&spec.train, &settings, seed, control.curves);
+            let outcomes = trainer.fit(&spec.train, &settings, seed, control.curves, &|| {
+                stop.requested()
+            });
             Clock::add(&control.clock.train_ns, started);
+            let Some(outcomes) = outcomes else {
+                return;
+            };
             let results = block
                 .iter()
                 .zip(outcomes.into_iter().zip(settings))

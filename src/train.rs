@@ -119,10 +119,11 @@ pub fn epoch_orders(seed: u64, num_train: usize, epochs: usize) -> Vec<Vec<usize
         .collect()
 }
 
-/// Trains one job the straightforward way, on w itself. The sweep uses the
-/// faster [`crate::kernel`], which is checked against this reference (to
-/// rounding) in its tests. `init` are the seed's initial weights; the
-/// minibatch order comes from the seed's shuffle stream.
+/// Trains one job the straightforward way, on w itself, recording its
+/// losses every epoch. The sweep uses the faster [`crate::kernel`] where
+/// it pays, which is checked against this reference (to rounding) in its
+/// tests. `init` are the seed's initial weights; the minibatch order comes
+/// from the seed's shuffle stream.
 pub fn fit(
     data: &Dataset,
     settings: &TrainSettings,
@@ -131,6 +132,23 @@ pub fn fit(
     init: ArrayView1<f64>,
     seed: u64,
 ) -> Fit {
+    fit_until(data, settings, (lambda, lr), init, seed, true, &|| false)
+        .expect("a fit that never gives up ends")
+}
+
+/// [`fit`], with the curve recorded only if `curves` (the final metrics are
+/// the same bits either way), and `give_up` asked before every epoch: once
+/// it answers true, the job is abandoned and `None` returned, so that a stop
+/// request does not wait for a long job to end.
+pub fn fit_until(
+    data: &Dataset,
+    settings: &TrainSettings,
+    (lambda, lr): (f64, f64),
+    init: ArrayView1<f64>,
+    seed: u64,
+    curves: bool,
+    give_up: &dyn Fn() -> bool,
+) -> Option<Fit> {
     let n = data.num_train();
     let mut w = init.to_owned();
     let mut b = 0.0;
@@ -147,11 +165,21 @@ pub fn fit(
     let finite = |x: f64| x.is_finite().then_some(x);
 
     let (train0, val0) = evaluate(&w, b);
-    let mut curve = Vec::with_capacity(settings.epochs + 1);
-    curve.push(EpochLoss {
-        train: finite(train0),
-        val: finite(val0),
+    // A hint only: a run of a billion epochs must not reserve it up front.
+    let mut curve = Vec::with_capacity(if curves {
+        (settings.epochs + 1).min(1024)
+    } else {
+        0
     });
+    let mut record = |train: f64, val: f64| {
+        if curves {
+            curve.push(EpochLoss {
+                train: finite(train),
+                val: finite(val),
+            });
+        }
+    };
+    record(train0, val0);
     // The bound is relative to the initial loss; a zero initial loss (a
     // perfect start) must not make every later step look divergent.
     let bound = settings.diverge_above * train0.max(f64::MIN_POSITIVE);
@@ -165,6 +193,9 @@ pub fn fit(
     for _ in 0..settings.epochs {
         if status == Status::Diverged {
             break;
+        }
+        if give_up() {
+            return None;
         }
         shuffler.next_epoch(&mut order);
 
@@ -194,10 +225,7 @@ pub fn fit(
         }
 
         let (train, val) = evaluate(&w, b);
-        curve.push(EpochLoss {
-            train: finite(train),
-            val: finite(val),
-        });
+        record(train, val);
         let weights_finite = l2_penalty(w.view()).is_finite() && b.is_finite();
         if !(train.is_finite() && val.is_finite() && weights_finite) || train > bound {
             status = Status::Diverged;
@@ -221,7 +249,7 @@ pub fn fit(
             curve,
         },
     };
-    Fit { w, b, outcome }
+    Some(Fit { w, b, outcome })
 }
 
 #[cfg(test)]
@@ -389,5 +417,35 @@ mod tests {
             "bias {} vs ridge {b}",
             fit.b
         );
+    }
+
+    #[test]
+    fn without_curves_a_fit_keeps_the_same_bits_and_gives_up_when_told() {
+        let (data, init) = book(5);
+        let settings = TrainSettings::default();
+        let full = fit(&data, &settings, 3.0, 0.01, init.view(), 5);
+        let bare = fit_until(
+            &data,
+            &settings,
+            (3.0, 0.01),
+            init.view(),
+            5,
+            false,
+            &|| false,
+        )
+        .expect("never told to give up");
+        assert!(bare.outcome.curve.is_empty());
+        assert_eq!(full.outcome.curve.len(), settings.epochs + 1);
+        let bits =
+            |o: &Outcome| [o.train_loss, o.val_loss, o.l2_penalty].map(|x| x.map(f64::to_bits));
+        assert_eq!(bits(&full.outcome), bits(&bare.outcome));
+        assert_eq!(full.w, bare.w);
+        let asked = std::cell::Cell::new(0);
+        let second = || {
+            asked.set(asked.get() + 1);
+            asked.get() == 2
+        };
+        assert!(fit_until(&data, &settings, (3.0, 0.01), init.view(), 5, true, &second).is_none());
+        assert_eq!(asked.get(), 2);
     }
 }

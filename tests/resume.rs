@@ -362,3 +362,79 @@ fn a_final_file_that_cannot_be_written_names_its_path_and_keeps_the_journal() {
     );
     assert_same_files(&out, &reference);
 }
+
+/// Jobs that would train for hours: only a stop request ends them.
+const ENDLESS: &str = r#"
+[train]
+epochs = 2000000000
+[grid]
+lambda = [0, 3]
+lr = [0.01]
+seed = { count = 2 }
+"#;
+
+/// Starts a run, waits until it has started training (its stderr says so),
+/// then sends SIGINT and waits at most a minute for it to end; the status,
+/// or `None` if it was still running and had to be killed.
+fn interrupt_once_training(spec: &Path, out: &Path) -> (Option<i32>, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = spawn(spec, out);
+    let (lines, seen) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = lines.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Ok(line) = seen.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.contains("training on") {
+            break;
+        }
+    }
+    // The workers are past their first epoch by now.
+    sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap())
+}
+
+#[test]
+fn ctrl_c_abandons_running_jobs_instead_of_waiting_hours_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // A tall table trains on w itself, the book's data in the kernel: both
+    // must hear the stop.
+    let rows: String = (0..40)
+        .map(|i| format!("{},{},{}\n", i % 7, (i * i) % 11, i % 5))
+        .collect();
+    std::fs::write(dir.path().join("t.csv"), format!("a,b,y\n{rows}")).unwrap();
+    let table = format!("[data]\npath = \"t.csv\"\ntarget = \"y\"\n{ENDLESS}");
+    for (name, text) in [("book", ENDLESS.to_string()), ("table", table)] {
+        let spec = write_spec(dir.path(), &format!("{name}.toml"), &text);
+        let out = dir.path().join(name);
+        let (status, err) = interrupt_once_training(&spec, &out);
+        assert_eq!(status, Some(130), "{name}: {err}");
+        let best = std::fs::read_to_string(out.join("best.json")).unwrap();
+        assert!(
+            best.contains("\"reason\": \"no job has finished\""),
+            "{name}: {best}"
+        );
+        // Abandoned jobs are not journaled: a rerun does them.
+        assert!(journal_keys(&out).is_empty(), "{name}");
+    }
+}
