@@ -82,7 +82,30 @@ pub enum Curves {
 /// about 350 bytes of memory per job and most of the training time.
 pub const AUTO_CURVES_MAX_JOBS: u64 = 100_000;
 
+/// Above this many curve rows (jobs × (epochs + 1)) even `--curves on` is
+/// refused: they are held in memory until written, at 32 bytes a row.
+pub const CURVES_MAX_ROWS: u64 = 100_000_000;
+
 impl Curves {
+    /// Refuses `--curves on` for a grid whose curves would not fit in a
+    /// machine's memory, before anything runs.
+    pub fn check(self, jobs: u64, epochs: usize) -> Result<(), UsageError> {
+        let rows = jobs.saturating_mul(epochs as u64 + 1);
+        if self == Curves::On && rows > CURVES_MAX_ROWS {
+            return Err(UsageError(format!(
+                "--curves on would keep {} per-epoch rows ({} jobs × {} rows each, about {} GB of \
+                 memory), more than the {} wdsweep allows; pass --curves off (the summary and \
+                 every job's final losses are the same), or run fewer jobs or epochs",
+                grouped(rows),
+                grouped(jobs),
+                grouped(epochs as u64 + 1),
+                rows.saturating_mul(32) / 1_000_000_000,
+                grouped(CURVES_MAX_ROWS)
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether a grid of `jobs` jobs of `epochs` epochs keeps curves. `auto`
     /// also drops them when they would pass ten million rows (320 MB).
     pub fn keep(self, jobs: u64, epochs: usize) -> bool {
@@ -348,6 +371,7 @@ fn describe_data(spec: &Spec) -> String {
 /// the output folder — without running or writing anything.
 pub fn dry_run(opts: &RunOptions) -> Result<String> {
     let spec = Spec::from_file(&opts.spec, opts.max_jobs)?;
+    opts.curves.check(spec.grid.len(), spec.train.epochs)?;
     let out = opts.out.clone().unwrap_or_else(|| default_out(&spec));
     let list = |values: Vec<String>| {
         if values.len() <= 24 {
@@ -458,6 +482,7 @@ pub fn dry_run(opts: &RunOptions) -> Result<String> {
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let started = Instant::now();
     let spec = Spec::from_file(&opts.spec, opts.max_jobs)?;
+    opts.curves.check(spec.grid.len(), spec.train.epochs)?;
     let out = opts.out.clone().unwrap_or_else(|| default_out(&spec));
     let stop = Stop::install()?;
     warn_numerics(&spec, opts.quiet);

@@ -497,3 +497,23 @@ fn verify_sample_of_zero_is_refused() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn curves_on_for_more_rows_than_memory_holds_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "s.toml",
+        "[train]\nepochs = 2000000000\n[grid]\nlambda = [3]\n",
+    );
+    let out = dir.path().join("out");
+    for extra in [&["--curves", "on"][..], &["--curves", "on", "--dry-run"]] {
+        let o = run(&spec, &out, extra);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert_mentions(
+            &stderr(&o),
+            &["--curves on", "2 000 000 001", "--curves off"],
+        );
+        assert!(!out.exists(), "{extra:?}: the output folder was touched");
+    }
+}
