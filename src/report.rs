@@ -169,7 +169,7 @@ struct Best {
 }
 
 /// `best.json`: the choice, or nulls and a reason when nothing can be chosen.
-pub fn best_json(choice: Option<&Choice>, complete: bool) -> String {
+pub fn best_json(choice: Option<&Choice>, cells: &[Cell], complete: bool) -> String {
     let best = match choice {
         Some(c) => Best {
             lambda: Some(c.lambda),
@@ -187,7 +187,11 @@ pub fn best_json(choice: Option<&Choice>, complete: bool) -> String {
             val_loss_sem: None,
             n_ok: None,
             complete,
-            reason: Some("every (lambda, lr) cell has diverged jobs"),
+            reason: Some(if cells.is_empty() {
+                "no job has finished"
+            } else {
+                "every (lambda, lr) cell has diverged jobs"
+            }),
         },
     };
     let mut text = serde_json::to_string_pretty(&best).expect("plain data serialises");
@@ -196,7 +200,7 @@ pub fn best_json(choice: Option<&Choice>, complete: bool) -> String {
 }
 
 /// The sentence that states the choice.
-pub fn choice_line(choice: Option<&Choice>) -> String {
+pub fn choice_line(choice: Option<&Choice>, cells: &[Cell]) -> String {
     match choice {
         Some(c) => {
             let sem = c
@@ -212,6 +216,7 @@ pub fn choice_line(choice: Option<&Choice>) -> String {
                 crate::numfmt::plural(c.n_ok, "seed")
             )
         }
+        None if cells.is_empty() => "no λ can be chosen: no job has finished".to_string(),
         None => "no λ can be chosen: every (λ, lr) cell has diverged jobs; try smaller \
                  learning rates"
             .to_string(),
@@ -230,7 +235,7 @@ pub fn summary_markdown(
     if !complete {
         md.push_str("**Partial run: some jobs are missing; these numbers are not final.**\n\n");
     }
-    let _ = writeln!(md, "Choice: {}\n", choice_line(choice));
+    let _ = writeln!(md, "Choice: {}\n", choice_line(choice, cells));
     md.push_str(
         "| lambda | lr | n | n_ok | n_diverged | val_loss_mean | val_loss_std | val_loss_sem \
          | train_loss_mean | l2_penalty_mean |\n",

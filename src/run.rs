@@ -579,11 +579,13 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             tell!("wdsweep: data: {}", describe_data(&spec));
         }
         tell!(
-            "wdsweep: {scope}{} jobs ({} λ × {} lr × {} seeds) → {}",
+            "wdsweep: {scope}{} {} ({} λ × {} lr × {} {}) → {}",
             grouped(grid.len()),
+            plural(grid.len(), "job"),
             grid.lambdas.len(),
             grid.lrs.len(),
             grid.seeds.len(),
+            plural(grid.seeds.len(), "seed"),
             dir.display()
         );
         if !results.is_empty() {
@@ -731,19 +733,27 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
 
 /// The summary table, the diverged count and the choice, on stdout.
 fn print_outcome(cells: &[summary::Cell], choice: Option<&Choice>, done: u64, total: u64) {
+    if done == 0 {
+        let none = match total {
+            1 => "the one job did not finish".to_string(),
+            n => format!("none of the {} jobs finished", grouped(n)),
+        };
+        say!("PARTIAL RUN: {none}, so no λ can be chosen yet");
+        return;
+    }
     say!("{}", report::terminal_table(cells, choice));
     let diverged: u64 = cells.iter().map(|c| c.n_diverged).sum();
     if diverged > 0 {
         say!("{diverged} of {done} jobs diverged; their cells are never chosen.");
     }
     if done == total {
-        say!("{}", report::choice_line(choice));
+        say!("{}", report::choice_line(choice, cells));
     } else {
         say!(
             "PARTIAL RUN: {} of {} jobs done; so far the best is {}",
             grouped(done),
             grouped(total),
-            report::choice_line(choice)
+            report::choice_line(choice, cells)
         );
     }
 }
@@ -860,7 +870,7 @@ fn write_outputs(
     )?;
     store::write_text(
         &out.join("best.json"),
-        &report::best_json(choice.as_ref(), complete),
+        &report::best_json(choice.as_ref(), &cells, complete),
     )?;
     draw(
         out,
