@@ -4,6 +4,10 @@
 //! runs; the file also records the holder's pid for the message a second
 //! run prints. Because the kernel releases the lock when its process dies,
 //! a lock left by a killed run is never stale: the next run simply takes it.
+//!
+//! The shards of a sweep each lock their own folder, and all of them share
+//! a lock on the sweep's folder: shards run side by side, but never beside
+//! a run of the whole grid (or a merge), which holds that lock alone.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -19,24 +23,56 @@ pub struct FolderLock {
     _file: File,
 }
 
-/// Takes the lock on `dir` (which must exist), or says who holds it.
-pub fn acquire(dir: &Path) -> Result<FolderLock> {
-    let path = dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
+fn open(path: &Path) -> Result<File> {
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        .open(path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))
+}
+
+/// Takes a shared lock on `dir` (which must exist), as a shard does on its
+/// sweep's folder, or says which run of the whole folder holds it.
+pub fn acquire_shared(dir: &Path) -> Result<FolderLock> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = open(&path)?;
+    match file.try_lock_shared() {
+        Ok(()) => Ok(FolderLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let who = match holder.trim() {
+                "" => "another process".to_string(),
+                pid => format!("pid {pid}"),
+            };
+            bail!(
+                "{} is in use by a wdsweep run of the whole grid or a merge ({who}), which would \
+                 do or write this shard's jobs too; wait for it to finish, stop it, or write \
+                 elsewhere with --out DIR",
+                dir.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// Takes the lock on `dir` (which must exist) alone, or says who holds it.
+pub fn acquire(dir: &Path) -> Result<FolderLock> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = open(&path)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
+            // Shards hold the lock together and write no pid.
             let who = if holder.is_empty() {
-                "another process".to_string()
+                "another process, or shards of this sweep".to_string()
             } else {
                 format!("pid {holder}")
             };
@@ -72,5 +108,19 @@ mod tests {
         );
         drop(held);
         acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_exclude_the_sole_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = acquire_shared(dir.path()).unwrap();
+        let two = acquire_shared(dir.path()).unwrap();
+        assert!(acquire(dir.path()).is_err());
+        drop((one, two));
+        let sole = acquire(dir.path()).unwrap();
+        let err = acquire_shared(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("whole grid"), "{err}");
+        drop(sole);
+        acquire_shared(dir.path()).unwrap();
     }
 }

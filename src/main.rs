@@ -45,7 +45,8 @@ enum Command {
         /// Print nothing but errors.
         #[arg(short, long)]
         quiet: bool,
-        /// Remove the results already in the output folder first.
+        /// Remove the results already in the output folder (and its shards)
+        /// first.
         #[arg(long)]
         fresh: bool,
         /// Print the expanded grid, the job count and the output folder;

@@ -486,17 +486,38 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let out = opts.out.clone().unwrap_or_else(|| default_out(&spec));
     let stop = Stop::install()?;
     warn_numerics(&spec, opts.quiet);
-    // A shard keeps all of its state in its own folder under OUT/shards/.
-    let dir = match opts.shard {
+    fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let (dir, _locks, shards) = match opts.shard {
+        // A shard keeps all of its state in its own folder under OUT/shards/,
+        // and shares OUT's lock with the other shards.
         Some(shard) => {
+            let shared = lock::acquire_shared(&out)?;
             shard::check_siblings(&out, shard)?;
-            shard.dir(&out)
+            let dir = shard.dir(&out);
+            fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let own = lock::acquire(&dir)?;
+            (dir, vec![shared, own], Vec::new())
         }
-        None => out.clone(),
+        // A run of the whole grid counts the jobs its folder's shards
+        // finished. A running shard would do some of the same jobs at the
+        // same time, so it is refused, by name, before anything is touched;
+        // OUT's lock then keeps new shards out until this run ends.
+        None => {
+            let shards = shard::find_shards(&out)?;
+            let mut locks = shard::lock_all(
+                &shards,
+                "wait for them to finish (then run again, or merge), or write elsewhere with \
+                 --out DIR",
+            )?;
+            locks.push(lock::acquire(&out)?);
+            (out.clone(), locks, shards)
+        }
     };
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let _lock = lock::acquire(&dir)?;
     claim_folder(&dir, &spec, opts.fresh, RUN_FIX)?;
+    // --fresh discards the shards' results too.
+    if opts.fresh {
+        shard::remove_all(&out, &shards)?;
+    }
     store::write_text(&dir.join("spec.toml"), &report::spec_as_run(&spec, &dir))?;
 
     let Opened {

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 
 use crate::journal::{self, JOURNAL_FILE};
 use crate::key::job_key;
+use crate::lock::{FolderLock, LOCK_FILE};
 use crate::numfmt::grouped;
 use crate::run::UsageError;
 use crate::spec::Spec;
@@ -149,6 +150,61 @@ pub fn check_siblings(out: &Path, shard: Shard) -> Result<()> {
     Ok(())
 }
 
+/// Locks every one of the `found` shard folders, or refuses (naming the
+/// running shards, then `fix`) if any is in use.
+pub fn lock_all(found: &[(Shard, PathBuf)], fix: &str) -> Result<Vec<FolderLock>> {
+    let mut locks = Vec::new();
+    let mut running = Vec::new();
+    for (shard, dir) in found {
+        match crate::lock::acquire(dir) {
+            Ok(lock) => locks.push(lock),
+            Err(e) => running.push(format!("shard {shard} ({e:#})")),
+        }
+    }
+    if !running.is_empty() {
+        return Err(UsageError(format!(
+            "shards are still running: {}; {fix}",
+            running.join("; ")
+        ))
+        .into());
+    }
+    Ok(locks)
+}
+
+/// Removes the `found` shard folders (which the caller has locked) and
+/// then `out/shards` itself, for `run --fresh`. Only the files a shard
+/// writes are removed; a folder that holds anything else is left, and
+/// named.
+pub fn remove_all(out: &Path, found: &[(Shard, PathBuf)]) -> Result<()> {
+    for (_, dir) in found {
+        let entries =
+            fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = name == LOCK_FILE
+                || crate::run::OUTPUT_FILES
+                    .iter()
+                    .any(|f| name == *f || name.starts_with(&format!(".{f}.tmp-")));
+            if ours {
+                let path = entry.path();
+                fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+        fs::remove_dir(dir).with_context(|| {
+            format!(
+                "--fresh cannot remove the old shard folder {}: it holds files wdsweep did not \
+                 write; move them and remove the folder, or write elsewhere with --out DIR",
+                dir.display()
+            )
+        })?;
+    }
+    // Left in place if something else lives there.
+    let _ = fs::remove_dir(out.join("shards"));
+    Ok(())
+}
+
 /// Every intact record of the given journals (absent ones are skipped),
 /// read without modifying them; a key found twice keeps its first record.
 pub fn read_journals(paths: &[PathBuf]) -> Result<HashMap<String, journal::Record>> {
@@ -185,7 +241,7 @@ pub struct Merged {
     /// A shard's spec.toml: the spec to rerun missing shards with.
     pub spec_path: PathBuf,
     /// The shards' locks, held while the merge writes.
-    _locks: Vec<crate::lock::FolderLock>,
+    _locks: Vec<FolderLock>,
 }
 
 impl Merged {
@@ -263,21 +319,7 @@ pub fn gather(out: &Path, max_jobs: u64) -> Result<Merged> {
 
     // A shard still running would be reported as missing: refuse instead.
     // The locks are held until the merge is done, so none starts meanwhile.
-    let mut locks = Vec::new();
-    let mut running = Vec::new();
-    for (shard, dir) in &found {
-        match crate::lock::acquire(dir) {
-            Ok(lock) => locks.push(lock),
-            Err(e) => running.push(format!("shard {shard} ({e:#})")),
-        }
-    }
-    if !running.is_empty() {
-        return Err(UsageError(format!(
-            "shards are still running: {}; merge when they have finished",
-            running.join("; ")
-        ))
-        .into());
-    }
+    let locks = lock_all(&found, "merge when they have finished")?;
 
     // Every shard must have run the very same spec.
     let mut spec_text: Option<(String, Shard)> = None;

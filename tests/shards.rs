@@ -283,3 +283,101 @@ fn merge_refuses_while_a_shard_is_still_running() {
         "nothing is written while shards run"
     );
 }
+
+/// Starts `wdsweep run SPEC --out OUT -q` plus `extra` in the background and
+/// returns once `ready` exists (a run writes its spec.toml after taking its
+/// locks).
+fn start(spec: &Path, out: &Path, extra: &[&str], ready: &Path) -> std::process::Child {
+    let child = wdsweep()
+        .arg("run")
+        .arg(spec)
+        .arg("--out")
+        .arg(out)
+        .arg("-q")
+        .args(extra)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+fn stop(mut child: std::process::Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_whole_grid_run_and_a_shard_never_run_on_one_folder_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let endless = SPEC.replace("[grid]", "[train]\nepochs = 2000000000\n[grid]");
+    let spec = write_spec(dir.path(), "s.toml", &endless);
+    let out = dir.path().join("out");
+
+    // A shard runs: a run of the whole grid would repeat its jobs.
+    let running = start(
+        &spec,
+        &out,
+        &["--shard", "1/2"],
+        &out.join("shards/shard-1-of-2/spec.toml"),
+    );
+    let o = run(&spec, &out, &[]);
+    stop(running);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_mentions(&stderr(&o), &["still running", "shard 1/2", "--out DIR"]);
+    for name in ["spec.toml", "journal.bin"] {
+        assert!(!out.join(name).exists(), "{name} was written");
+    }
+
+    // The whole grid runs: a shard would repeat its jobs.
+    let running = start(&spec, &out, &[], &out.join("spec.toml"));
+    let o = shard(&spec, &out, "0/2");
+    stop(running);
+    assert!(!o.status.success());
+    assert_mentions(&stderr(&o), &["whole grid", "--out DIR"]);
+    assert!(!out.join("shards/shard-0-of-2").exists());
+
+    // Shards run side by side.
+    let first = start(
+        &spec,
+        &out,
+        &["--shard", "0/2"],
+        &out.join("shards/shard-0-of-2/spec.toml"),
+    );
+    let second = start(
+        &spec,
+        &out,
+        &["--shard", "1/2"],
+        &out.join("shards/shard-1-of-2/spec.toml"),
+    );
+    let mut both = [first, second];
+    let running = both.each_mut().map(|c| c.try_wait().unwrap().is_none());
+    both.into_iter().for_each(stop);
+    assert_eq!(running, [true, true], "a shard refused its sibling");
+}
+
+#[test]
+fn fresh_discards_the_shards_results_too_so_another_split_can_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "s.toml", SPEC);
+    let out = dir.path().join("out");
+    for i in 0..2 {
+        assert!(shard(&spec, &out, &format!("{i}/4")).status.success());
+    }
+    let o = run_loud(&spec, &out, &["--fresh"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("already done"), "{}", stderr(&o));
+    assert!(!out.join("shards").exists());
+    let o = shard(&spec, &out, "0/2");
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A file wdsweep did not write is neither removed nor ignored.
+    let notes = out.join("shards/shard-0-of-2/notes.txt");
+    std::fs::write(&notes, "mine").unwrap();
+    let o = run(&spec, &out, &["--fresh"]);
+    assert!(!o.status.success());
+    assert_mentions(&stderr(&o), &["shard-0-of-2", "did not write"]);
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "mine");
+}
