@@ -1057,7 +1057,12 @@ fn draw(
                 );
                 return Ok(());
             }
-            rerun = store::curves_frame(&sweep::run_jobs(spec, &wanted, &Progress::new(0, true)))?;
+            rerun = store::curves_frame(&sweep::run_jobs(
+                spec,
+                &wanted,
+                &Progress::new(0, true),
+                true,
+            ))?;
             &rerun
         }
     };

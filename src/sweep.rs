@@ -205,18 +205,19 @@ impl Trainer {
 /// Runs every job of the spec's grid and returns the results in job order.
 pub fn run_all(spec: &Spec, progress: &Progress) -> Vec<JobResult> {
     let jobs: Vec<u64> = (0..spec.grid.len()).collect();
-    run_jobs(spec, &jobs, progress)
+    run_jobs(spec, &jobs, progress, true)
 }
 
 /// Runs the given jobs of the spec's grid (each below `grid.len()`), with
-/// their curves, and returns their results sorted by job number.
-pub fn run_jobs(spec: &Spec, jobs: &[u64], progress: &Progress) -> Vec<JobResult> {
+/// their curves if `curves`, and returns their results sorted by job
+/// number.
+pub fn run_jobs(spec: &Spec, jobs: &[u64], progress: &Progress, curves: bool) -> Vec<JobResult> {
     let results = Mutex::new(Vec::with_capacity(jobs.len()));
     let (stop, clock) = (Stop::new(), Clock::default());
     let control = Control {
         progress,
         stop: &stop,
-        curves: true,
+        curves,
         clock: &clock,
     };
     run_jobs_with(spec, jobs, &control, &|batch| {

@@ -58,6 +58,8 @@ pub struct VerifyReport {
     pub mismatches: Vec<Mismatch>,
     /// The numerics version recorded in the folder's spec.toml, if any.
     pub folder_numerics: Option<i64>,
+    /// Whether per-epoch curves were compared too (the folder had them).
+    pub curves_compared: bool,
 }
 
 impl VerifyReport {
@@ -99,7 +101,10 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         .num_threads(opts.threads.unwrap_or(0))
         .build()
         .context("cannot start the worker threads")?;
-    let results = pool.install(|| sweep::run_jobs(&spec, &jobs, &Progress::new(0, true)));
+    // Without stored curves only the final metrics can be compared, and
+    // the jobs need not record theirs.
+    let results =
+        pool.install(|| sweep::run_jobs(&spec, &jobs, &Progress::new(0, true), curves.is_some()));
     let mut report = compare(&expected, curves.as_ref(), &results)?;
     report.folder_numerics = std::fs::read_to_string(dir.join("spec.toml"))
         .ok()
@@ -191,7 +196,10 @@ pub fn compare(
         }
     }
 
-    let mut report = VerifyReport::default();
+    let mut report = VerifyReport {
+        curves_compared: curves.is_some(),
+        ..VerifyReport::default()
+    };
     for r in results {
         let Some(&row) = row_of.get(r.key.as_str()) else {
             report.missing.push(r.clone());
@@ -336,9 +344,15 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
         let _ = writeln!(out, "  largest difference: {worst:.3e}");
     }
     if report.passed() {
+        let what = if report.curves_compared {
+            "final metrics and every epoch's losses"
+        } else {
+            "final metrics (the folder has no curves.parquet, so the per-epoch losses were not \
+             compared; a run keeps them with --curves on)"
+        };
         let _ = writeln!(
             out,
-            "verified: {} jobs match {dir} bit for bit.",
+            "verified: {} jobs match {dir} bit for bit: {what}.",
             report.checked
         );
     } else {

@@ -113,7 +113,31 @@ fn verify_reports_a_changed_value_and_exits_1() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    assert!(sample("7").contains("verified: 7 jobs"));
+    // The golden folder has curves, and they are compared.
+    assert!(sample("7").contains("verified: 7 jobs match"));
+    assert!(sample("7").contains("every epoch's losses"));
+
+    // A folder without curves is checked on its final metrics, and says so.
+    let bare = dir.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    for file in ["spec.toml", "jobs.parquet"] {
+        std::fs::copy(golden.join(file), bare.join(file)).unwrap();
+    }
+    let o = wdsweep()
+        .args([
+            "verify",
+            root.join("sweeps/ci.toml").to_str().unwrap(),
+            "--against",
+        ])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("verified: 40 jobs") && text.contains("no curves.parquet"),
+        "{text}"
+    );
     assert_eq!(
         verify::sample_jobs(40, Some(7)),
         verify::sample_jobs(40, Some(7))
