@@ -243,6 +243,30 @@ fn put_text(area: &Area<'_>, s: &str, at: (i32, i32), style: &TextStyle<'_>) -> 
     Ok(())
 }
 
+/// `name = x` then `after`, with `x` exactly as [`short`] writes it if that
+/// fits in `width` pixels, else `name ≈ x` rounded to fewer significant
+/// digits (a point inside a log range has 17 of them). The tables and
+/// best.json keep the exact value.
+fn number_label(
+    area: &Area<'_>,
+    style: &TextStyle<'_>,
+    width: i32,
+    (name, x, after): (&str, f64, &str),
+) -> Result<String> {
+    let exact = format!("{name} = {}{after}", short(x));
+    if text_size(area, &exact, style)?.0 <= width {
+        return Ok(exact);
+    }
+    let mut label = exact;
+    for digits in [6, 4, 3, 2] {
+        label = format!("{name} ≈ {}{after}", crate::numfmt::sig(x, digits));
+        if text_size(area, &label, style)?.0 <= width {
+            break;
+        }
+    }
+    Ok(label)
+}
+
 fn text_size(area: &Area<'_>, s: &str, style: &TextStyle<'_>) -> Result<(i32, i32)> {
     if s.is_empty() {
         return Ok((0, 0));
@@ -929,7 +953,7 @@ fn draw_val_loss(
         any_sem,
         any_diverged_mean,
         lanes: lanes > 0,
-        choice: choice.map(|ch| (short(ch.lambda), short(ch.lr), find_chosen(ch).is_some())),
+        choice: choice.map(|ch| (ch.lambda, ch.lr, find_chosen(ch).is_some())),
         not_drawn,
     };
     legend.draw(&side)
@@ -1032,8 +1056,8 @@ struct Legend<'a> {
     any_sem: bool,
     any_diverged_mean: bool,
     lanes: bool,
-    /// λ and lr as text, and whether that cell is in the grid.
-    choice: Option<(String, String, bool)>,
+    /// λ and lr, and whether that cell is in the grid.
+    choice: Option<(f64, f64, bool)>,
     not_drawn: usize,
 }
 
@@ -1043,6 +1067,7 @@ impl Legend<'_> {
         let body = anchored(font(14.0), TEXT, HPos::Left, VPos::Center);
         let note = anchored(font(13.0), MUTED, HPos::Left, VPos::Center);
         let (sx, tx) = (16, 50); // symbol centre, text start
+        let room = to_i32(area.dim_in_pixel().0) - tx - 6;
         let mut y = 30;
         put_text(area, "learning rate", (12, y), &head)?;
         y += 26;
@@ -1057,7 +1082,8 @@ impl Legend<'_> {
                 color.stroke_width(2),
             ))?;
             area.draw(&Circle::new((sx, y), 4, color.filled()))?;
-            put_text(area, &format!("lr = {}", short(lr)), (tx, y), &body)?;
+            let label = number_label(area, &body, room, ("lr", lr, ""))?;
+            put_text(area, &label, (tx, y), &body)?;
             y += 22;
         }
         if self.lrs.len() > MAX_LEGEND_LRS {
@@ -1093,10 +1119,12 @@ impl Legend<'_> {
             put_text(area, "in the colour of the lr", (tx, y + 34), &note)?;
             y += 58;
         }
-        if let Some((lambda, lr, in_grid)) = &self.choice {
+        if let Some((lambda, lr, in_grid)) = self.choice {
             area.draw(&Circle::new((sx, y + 8), 10, BLACK.stroke_width(2)))?;
-            put_text(area, &format!("chosen: λ = {lambda},"), (tx, y), &body)?;
-            put_text(area, &format!("lr = {lr}"), (tx, y + 18), &body)?;
+            let lambda = number_label(area, &body, room, ("chosen: λ", lambda, ","))?;
+            put_text(area, &lambda, (tx, y), &body)?;
+            let lr = number_label(area, &body, room, ("lr", lr, ""))?;
+            put_text(area, &lr, (tx, y + 18), &body)?;
             y += 46;
             if !in_grid {
                 put_text(area, "(not a cell of this grid)", (tx, y - 8), &note)?;
@@ -1237,8 +1265,14 @@ fn draw_loss_curves(
         .zip(grid.split_evenly((layout.rows, layout.cols)))
         .enumerate()
     {
+        let caption = number_label(
+            &panel,
+            &font(18.0).into_text_style(&panel),
+            to_i32(panel.dim_in_pixel().0) - 20,
+            ("λ", curve.lambda, ""),
+        )?;
         let mut chart = ChartBuilder::on(&panel)
-            .caption(format!("λ = {}", short(curve.lambda)), font(18.0))
+            .caption(caption, font(18.0))
             .margin(10)
             .margin_right(20)
             .x_label_area_size(48)
@@ -1321,4 +1355,30 @@ fn draw_curve_legend(area: &Area<'_>, layout: &PanelLayout) -> Result<()> {
         put_text(area, &text, (w - 12, y), &note)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_too_long_for_its_room_is_rounded_and_marked() {
+        ensure_font().unwrap();
+        let mut pixels = vec![0u8; 400 * 40 * 3];
+        let area = BitMapBackend::with_buffer(&mut pixels, (400, 40)).into_drawing_area();
+        let style = font(14.0).into_text_style(&area);
+        let lambda = 4.603617246691895;
+        let label = |width| number_label(&area, &style, width, ("λ", lambda, ",")).unwrap();
+        assert_eq!(label(400), "λ = 4.603617246691895,");
+        for width in [120, 80, 60] {
+            let rounded = label(width);
+            assert!(rounded.starts_with("λ ≈ 4.6"), "{rounded}");
+            assert!(text_size(&area, &rounded, &style).unwrap().0 <= width);
+        }
+        // Short values are never rounded.
+        assert_eq!(
+            number_label(&area, &style, 60, ("lr", 0.03, "")).unwrap(),
+            "lr = 0.03"
+        );
+    }
 }

@@ -273,10 +273,18 @@ pub fn terminal_table(cells: &[Cell], choice: Option<&Choice>) -> String {
         rows.truncate(MAX_ROWS);
     }
     let is_choice = |c: &Cell| choice.is_some_and(|ch| ch.lambda == c.lambda && ch.lr == c.lr);
+    // Values are shown exactly, so a point inside a log range
+    // (0.0025527660955237236) widens its column.
+    let width = |value: fn(&Cell) -> f64, least: usize| {
+        rows.iter()
+            .map(|c| short(value(c)).chars().count())
+            .fold(least, usize::max)
+    };
+    let (wl, wr) = (width(|c| c.lambda, 8), width(|c| c.lr, 7));
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "  {:>8}  {:>7}  {:>7}  {:>22}  {:>10}",
+        "  {:>wl$}  {:>wr$}  {:>7}  {:>22}  {:>10}",
         "λ", "lr", "ok/n", "val_loss mean ± SEM", "½‖w‖²"
     );
     for c in rows {
@@ -298,7 +306,7 @@ pub fn terminal_table(cells: &[Cell], choice: Option<&Choice>) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:>8}  {:>7}  {:>7}  {:>22}  {:>10}{mark}",
+            "  {:>wl$}  {:>wr$}  {:>7}  {:>22}  {:>10}{mark}",
             short(c.lambda),
             short(c.lr),
             format!("{}/{}", c.n_ok, c.n),
