@@ -113,7 +113,15 @@ impl Table {
             )
         };
         let frame = match settings.format {
-            Format::Csv => read_csv(&bytes).map_err(unreadable)?,
+            Format::Csv => read_csv(&bytes).map_err(|e| match longer_row(&bytes) {
+                Some(long) => format!(
+                    "{shown}: row {} (line {} of the file) has {} cells, but the header names {} \
+                     columns; remove the extra cells (a stray comma?), or quote a cell that \
+                     holds a comma",
+                    long.row, long.line, long.cells, long.header
+                ),
+                None => unreadable(e),
+            })?,
             Format::Parquet => {
                 read_parquet(&bytes, &settings, &shown, spec).map_err(|e| match e {
                     ParquetError::Polars(e) => unreadable(e),
@@ -196,7 +204,10 @@ impl Table {
                     .map(|found| found[row]),
                 Format::Parquet => None,
             };
-            if let Some(Record { line, blank: true }) = record {
+            if let Some(Record {
+                line, blank: true, ..
+            }) = record
+            {
                 return Err(format!(
                     "{shown}: row {} (line {line} of the file) is a blank line, which reads as \
                      a row of empty cells; remove the line",
@@ -456,6 +467,34 @@ fn read_csv(bytes: &[u8]) -> polars::prelude::PolarsResult<DataFrame> {
         .finish()
 }
 
+/// A CSV row with more cells than the header has names.
+#[derive(Debug, PartialEq)]
+struct LongerRow {
+    /// The data row, from 1 (the header is row 0).
+    row: usize,
+    /// The line of the file where the row starts, from 1.
+    line: usize,
+    cells: usize,
+    header: usize,
+}
+
+/// The first row of a CSV file with more cells than its header, for the
+/// message that replaces the reader's, which names no row.
+fn longer_row(bytes: &[u8]) -> Option<LongerRow> {
+    let lines = lines(bytes)?;
+    let header = lines.first()?.cells;
+    let (i, long) = lines[1..]
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.cells > header)?;
+    Some(LongerRow {
+        row: i + 1,
+        line: long.line,
+        cells: long.cells,
+        header,
+    })
+}
+
 enum ParquetError {
     Polars(polars::prelude::PolarsError),
     Message(String),
@@ -567,6 +606,8 @@ struct Record {
     line: usize,
     /// A blank line, which the reader takes for a row of empty cells.
     blank: bool,
+    /// Its cells: one more than its commas outside quotes.
+    cells: usize,
 }
 
 /// The data rows of a CSV file as its reader sees them: every line is a
@@ -574,13 +615,21 @@ struct Record {
 /// that runs onto further lines, and the nothing after the file's last
 /// line break. `None` if the bytes are not text.
 fn records(bytes: &[u8]) -> Option<Vec<Record>> {
+    // The header is not a data row.
+    lines(bytes)?.get(1..).map(<[Record]>::to_vec)
+}
+
+/// [`records`], with the header first.
+fn lines(bytes: &[u8]) -> Option<Vec<Record>> {
     std::str::from_utf8(bytes).ok()?;
     let mut found = Vec::new();
     let mut line = 1;
-    let mut current = Record {
-        line: 1,
+    let start = |line| Record {
+        line,
         blank: true,
+        cells: 1,
     };
+    let mut current = start(1);
     let mut quoted = false;
     for &b in bytes {
         match b {
@@ -588,10 +637,14 @@ fn records(bytes: &[u8]) -> Option<Vec<Record>> {
             b'\n' => {
                 found.push(current);
                 line += 1;
-                current = Record { line, blank: true };
+                current = start(line);
             }
             b'"' => {
                 quoted = !quoted;
+                current.blank = false;
+            }
+            b',' if !quoted => {
+                current.cells += 1;
                 current.blank = false;
             }
             b'\r' => {}
@@ -601,13 +654,50 @@ fn records(bytes: &[u8]) -> Option<Vec<Record>> {
     if !current.blank {
         found.push(current);
     }
-    // The header is not a data row.
-    found.get(1..).map(<[Record]>::to_vec)
+    Some(found)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_row_longer_than_the_header_is_found_past_quotes_and_blank_lines() {
+        let long = |text: &str| longer_row(text.as_bytes());
+        assert_eq!(long("a,b,y\n1,2,3\n4,5\n"), None);
+        // A blank line is a row to the reader, and counts.
+        assert_eq!(
+            long("a,b,y\r\n1,2,3\r\n\r\n4,5,6,7\r\n8,9,1,2,3\r\n"),
+            Some(LongerRow {
+                row: 3,
+                line: 4,
+                cells: 4,
+                header: 3
+            })
+        );
+        // Commas and line breaks inside quotes are a cell's text; the last
+        // line needs no line break.
+        assert_eq!(
+            long("a,\"b,c\",y\n1,\"x\ny,z\",3\n4,5,6,7"),
+            Some(LongerRow {
+                row: 2,
+                line: 4,
+                cells: 4,
+                header: 3
+            })
+        );
+    }
+
+    #[test]
+    fn a_row_longer_than_the_header_is_named_with_its_line() {
+        let err = table("a,b,y\n1,2,3\n4,5,6,7\n7,8,9\n", Split::TrainRows(2), true)
+            .err()
+            .expect("refused");
+        assert!(
+            err.contains("row 2 (line 3 of the file) has 4 cells") && err.contains("3 columns"),
+            "{err}"
+        );
+    }
 
     /// A table read from `csv`, with the given split and standardisation.
     fn table(csv: &str, split: Split, standardize: bool) -> Result<Table, String> {
