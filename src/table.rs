@@ -503,8 +503,8 @@ enum ParquetError {
 /// Reads the columns of a Parquet file that the spec uses (the target and
 /// the features; every column when the features are not listed), after
 /// checking from the file's schema that each is stored in a type this
-/// build reads: 32- and 64-bit integers and floats, and booleans and text
-/// (which then fail cell by cell with their row). Columns the spec does not
+/// build reads: integers, floats and decimals, and booleans and text (which
+/// then fail cell by cell with their row). Columns the spec does not
 /// use are never read, whatever their type.
 fn read_parquet(
     bytes: &[u8],
@@ -528,10 +528,17 @@ fn read_parquet(
             field.dtype,
             A::Null
                 | A::Boolean
+                | A::Int8
+                | A::Int16
                 | A::Int32
                 | A::Int64
+                | A::UInt8
+                | A::UInt16
                 | A::UInt32
                 | A::UInt64
+                | A::Decimal(..)
+                | A::Decimal32(..)
+                | A::Decimal64(..)
                 | A::Float32
                 | A::Float64
                 | A::Utf8
@@ -548,7 +555,7 @@ fn read_parquet(
             };
             return Err(ParquetError::Message(format!(
                 "{shown}: column {:?} is stored as {:?}, which wdsweep does not read; store it \
-                 as 32- or 64-bit integers or floats{leave_out} ({spec})",
+                 as integers, floats or decimals{leave_out} ({spec})",
                 field.name.as_str(),
                 field.dtype
             )));
@@ -562,15 +569,16 @@ fn read_parquet(
 }
 
 /// A column as finite numbers, or the first bad cell: its row (from 0) and
-/// what is wrong. Integers become floats; text is parsed, so a column that
-/// polars left as text because of one bad cell names that cell.
+/// what is wrong. Integers and decimals become the nearest floats; text is
+/// parsed, so a column that polars left as text because of one bad cell
+/// names that cell.
 fn numbers(column: &Column) -> Result<Vec<f64>, (usize, Bad)> {
     let check = |row: usize, x: Option<f64>| match x {
         None => Err((row, Bad::Empty)),
         Some(x) if !x.is_finite() => Err((row, Bad::NotFinite(x))),
         Some(x) => Ok(x),
     };
-    if column.dtype().is_primitive_numeric() {
+    if column.dtype().is_primitive_numeric() || column.dtype().is_decimal() {
         let floats = column
             .cast(&DataType::Float64)
             .map_err(|e| (0, Bad::Text(e.to_string())))?;

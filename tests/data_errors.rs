@@ -422,19 +422,55 @@ fn fixture(dir: &Path, name: &str) {
 #[test]
 fn a_parquet_column_stored_in_a_type_not_read_is_named_with_its_type() {
     let dir = tempfile::tempdir().unwrap();
-    fixture(dir.path(), "int8_column.parquet");
+    fixture(dir.path(), "float16_column.parquet");
     let err = refused_in(
         dir.path(),
-        "[data]\npath = \"int8_column.parquet\"\ntarget = \"y\"\n[train]\nbatch_size = 1\n",
+        "[data]\npath = \"float16_column.parquet\"\ntarget = \"y\"\n[train]\nbatch_size = 1\n",
     );
     assert_mentions(
         &err,
         &[
-            "int8_column.parquet",
+            "float16_column.parquet",
             "column \"a\"",
-            "Int8",
+            "Float16",
             "[data] features",
         ],
+    );
+}
+
+#[test]
+fn small_integers_and_decimals_in_parquet_read_as_the_same_numbers_as_in_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut losses = Vec::new();
+    for file in ["small_types.parquet", "small_types.csv"] {
+        fixture(dir.path(), file);
+        let spec = write_spec(
+            dir.path(),
+            &format!("{file}.toml"),
+            &format!(
+                "[data]\npath = \"{file}\"\ntarget = \"y\"\ntrain_rows = 4\n[train]\n\
+                 batch_size = 1\n[grid]\nlambda = [0, 1]\n"
+            ),
+        );
+        let out = dir.path().join(format!("out-{file}"));
+        let o = run(&spec, &out, &[]);
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        let (header, rows) = read_csv(&out.join("jobs.csv"));
+        let metrics: Vec<usize> = ["status", "train_loss", "val_loss", "l2_penalty"]
+            .iter()
+            .map(|name| header.iter().position(|h| h == name).unwrap())
+            .collect();
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| metrics.iter().map(|&i| row[i].clone()).collect())
+            .collect();
+        losses.push(table);
+    }
+    assert_eq!(losses[0], losses[1]);
+    assert!(
+        losses[0].iter().all(|row| row[0] == "ok"),
+        "{:?}",
+        losses[0]
     );
 }
 
