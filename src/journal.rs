@@ -8,7 +8,8 @@
 //!
 //! so a record torn by a crash, a kill -9 or a full disk is recognised on
 //! the next open (short, or its checksum fails), dropped, and cut off before
-//! anything new is appended. Records are written in small batches by one
+//! anything new is appended. Damage inside the file (a bad disk block) costs
+//! only the records it touches: reading resumes at the next intact frame. Records are written in small batches by one
 //! writer and synced to disk, so at most the last batch of a killed run is
 //! lost, and every job it held simply runs again. Jobs are identified by
 //! key (DESIGN.md §3): a record is reused only by a job with the same inputs
@@ -17,6 +18,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -46,8 +48,21 @@ pub struct Opened {
     pub journal: Journal,
     /// Every intact record, by key (a key recorded twice keeps the first).
     pub done: HashMap<String, Record>,
-    /// Bytes of a torn or corrupt tail that were cut off.
-    pub dropped_bytes: u64,
+    /// What was unreadable and left out, if anything.
+    pub damage: Option<Damage>,
+}
+
+/// Unreadable bytes found, and left out, when a journal was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    /// How many bytes were left out.
+    pub bytes: u64,
+    /// Where the first of them was.
+    pub at: u64,
+    /// Whether intact records followed (damage inside the file, which was
+    /// rewritten without it) or the bytes were the file's tail (a torn last
+    /// write, cut off).
+    pub inside: bool,
 }
 
 fn put_opt(buf: &mut Vec<u8>, x: Option<f64>) {
@@ -183,29 +198,69 @@ fn decode(payload: &[u8]) -> Option<Record> {
     })
 }
 
-/// Splits journal bytes into intact records; returns them and the length of
-/// the intact prefix. Reading stops at the first record that is short or
-/// fails its checksum: everything after it is untrustworthy.
-pub fn parse(bytes: &[u8]) -> (Vec<Record>, usize) {
-    let mut records = Vec::new();
-    let mut at = 0;
-    while let Some(len_bytes) = bytes.get(at..at + 4) {
-        let len = u32::from_le_bytes(len_bytes.try_into().expect("4 bytes")) as usize;
-        let Some(end) = at.checked_add(4 + len + 8) else {
-            break;
-        };
-        let Some(frame) = bytes.get(at + 4..end) else {
-            break;
-        };
-        let (payload, sum) = frame.split_at(len);
-        if checksum(payload) != sum {
-            break;
-        }
-        let Some(record) = decode(payload) else { break };
-        records.push(record);
-        at = end;
+/// What reading journal bytes found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Every intact record, in file order.
+    pub records: Vec<Record>,
+    /// The byte range of each intact record's frame.
+    pub frames: Vec<Range<usize>>,
+    /// Byte ranges that hold no intact record: damage, or a torn write.
+    pub damaged: Vec<Range<usize>>,
+}
+
+impl Scan {
+    /// Damaged bytes followed by intact records: damage inside the file,
+    /// not merely a torn last write.
+    pub fn damaged_inside(&self) -> bool {
+        let last_frame = self.frames.last().map_or(0, |f| f.end);
+        self.damaged.iter().any(|d| d.end <= last_frame)
     }
-    (records, at)
+
+    pub fn damaged_bytes(&self) -> usize {
+        self.damaged.iter().map(|d| d.end - d.start).sum()
+    }
+}
+
+/// The intact record whose frame starts at `at`, and where the frame ends.
+fn frame_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
+    let len_bytes = bytes.get(at..at.checked_add(4)?)?;
+    let len = u32::from_le_bytes(len_bytes.try_into().expect("4 bytes")) as usize;
+    let end = at.checked_add(4)?.checked_add(len)?.checked_add(8)?;
+    let (payload, sum) = bytes.get(at + 4..end)?.split_at(len);
+    if checksum(payload) != sum {
+        return None;
+    }
+    Some((decode(payload)?, end))
+}
+
+/// Reads journal bytes. A record that is short or fails its checksum is
+/// damage: the bytes from it to the next intact frame (found by trying
+/// every later offset; a false match would need a 64-bit checksum to agree
+/// by chance) are skipped, so one bad byte costs the records it touches,
+/// not all that follow.
+pub fn scan(bytes: &[u8]) -> Scan {
+    let mut found = Scan::default();
+    let mut at = 0;
+    while at < bytes.len() {
+        if let Some((record, end)) = frame_at(bytes, at) {
+            found.records.push(record);
+            found.frames.push(at..end);
+            at = end;
+            continue;
+        }
+        let next = (at + 1..bytes.len())
+            .find(|&q| frame_at(bytes, q).is_some())
+            .unwrap_or(bytes.len());
+        found.damaged.push(at..next);
+        at = next;
+    }
+    found
+}
+
+/// The intact records of journal bytes (see [`scan`]).
+pub fn parse(bytes: &[u8]) -> Vec<Record> {
+    scan(bytes).records
 }
 
 impl Journal {
@@ -228,22 +283,51 @@ impl Journal {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .with_context(|| format!("cannot read the journal {}", path.display()))?;
-        let (records, intact) = parse(&bytes);
-        let dropped_bytes = (bytes.len() - intact) as u64;
-        if dropped_bytes > 0 {
+        let found = scan(&bytes);
+        let damage = if found.damaged.is_empty() {
+            None
+        } else if found.damaged_inside() {
+            // Intact records follow the damage: the file is rewritten with
+            // them alone, beside it and then renamed over it, so that a
+            // crash meanwhile leaves one whole version or the other.
+            let mut kept = Vec::with_capacity(bytes.len());
+            for frame in &found.frames {
+                kept.extend_from_slice(&bytes[frame.clone()]);
+            }
+            drop(file);
+            crate::store::write_atomic(&path, |w| Ok(w.write_all(&kept)?))
+                .with_context(|| format!("cannot repair the journal {}", path.display()))?;
+            file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("cannot open the journal {}", path.display()))?;
+            Some(Damage {
+                bytes: found.damaged_bytes() as u64,
+                at: found.damaged[0].start as u64,
+                inside: true,
+            })
+        } else {
+            // Only a torn last write: cut it off.
+            let intact = found.damaged[0].start;
             file.set_len(intact as u64)
                 .and_then(|_| file.sync_all())
                 .with_context(|| format!("cannot repair the journal {}", path.display()))?;
             file.seek(SeekFrom::End(0))?;
-        }
-        let mut done = HashMap::with_capacity(records.len());
-        for r in records {
+            Some(Damage {
+                bytes: (bytes.len() - intact) as u64,
+                at: intact as u64,
+                inside: false,
+            })
+        };
+        let mut done = HashMap::with_capacity(found.records.len());
+        for r in found.records {
             done.entry(r.key.clone()).or_insert(r);
         }
         Ok(Opened {
             journal: Journal { path, file },
             done,
-            dropped_bytes,
+            damage,
         })
     }
 
@@ -297,8 +381,9 @@ mod tests {
         for r in &records {
             encode(&mut buf, r);
         }
-        let (back, intact) = parse(&buf);
-        assert_eq!(intact, buf.len());
+        let found = scan(&buf);
+        assert!(found.damaged.is_empty());
+        let back = found.records;
         assert_eq!(back, records);
         assert_eq!(
             back[0].outcome.l2_penalty.unwrap().to_bits(),
@@ -312,21 +397,63 @@ mod tests {
         encode(&mut buf, &record(1, Status::Ok));
         let first = buf.len();
         encode(&mut buf, &record(2, Status::Ok));
-        for cut in first..buf.len() {
-            let (back, intact) = parse(&buf[..cut]);
-            assert_eq!((back.len(), intact), (1, first), "cut at {cut}");
+        for cut in first + 1..buf.len() {
+            let found = scan(&buf[..cut]);
+            assert_eq!(found.records.len(), 1, "cut at {cut}");
+            assert_eq!(found.damaged, vec![first..cut], "cut at {cut}");
+            assert!(!found.damaged_inside());
         }
     }
 
     #[test]
-    fn a_flipped_bit_stops_the_reading() {
+    fn a_flipped_byte_costs_only_the_record_it_is_in() {
         let mut buf = Vec::new();
-        encode(&mut buf, &record(1, Status::Ok));
-        encode(&mut buf, &record(2, Status::Ok));
-        let first = buf.len() / 2;
-        buf[first + 20] ^= 1;
-        let (back, _) = parse(&buf);
-        assert_eq!(back.len(), 1);
+        let mut starts = Vec::new();
+        for i in 0..5 {
+            starts.push(buf.len());
+            encode(&mut buf, &record(i, Status::Ok));
+        }
+        // Every byte of the third record: its length, payload or checksum.
+        for at in starts[2]..starts[3] {
+            let mut bad = buf.clone();
+            bad[at] ^= 0xff;
+            let found = scan(&bad);
+            let seeds: Vec<u64> = found.records.iter().map(|r| r.seed).collect();
+            assert_eq!(seeds, [0, 1, 3, 4], "byte {at}");
+            assert_eq!(found.damaged, vec![starts[2]..starts[3]], "byte {at}");
+            assert!(found.damaged_inside());
+        }
+    }
+
+    #[test]
+    fn opening_rewrites_a_journal_damaged_inside_without_the_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut buf = Vec::new();
+        let mut starts = Vec::new();
+        for i in 0..4 {
+            starts.push(buf.len());
+            encode(&mut buf, &record(i, Status::Ok));
+        }
+        buf[starts[1] + 7] ^= 0xff;
+        std::fs::write(dir.path().join(JOURNAL_FILE), &buf).unwrap();
+
+        let mut opened = Journal::open(dir.path()).unwrap();
+        assert_eq!(opened.done.len(), 3);
+        let damage = opened.damage.expect("damage reported");
+        assert_eq!(
+            (damage.bytes, damage.at, damage.inside),
+            ((starts[2] - starts[1]) as u64, starts[1] as u64, true)
+        );
+        let mut more = Vec::new();
+        encode(&mut more, &record(9, Status::Diverged));
+        opened.journal.write(&more).unwrap();
+        drop(opened);
+
+        let reopened = Journal::open(dir.path()).unwrap();
+        assert_eq!(reopened.damage, None);
+        let mut seeds: Vec<u64> = reopened.done.values().map(|r| r.seed).collect();
+        seeds.sort();
+        assert_eq!(seeds, [0, 2, 3, 9]);
     }
 
     #[test]
@@ -340,14 +467,18 @@ mod tests {
 
         let mut opened = Journal::open(dir.path()).unwrap();
         assert_eq!(opened.done.len(), 1);
-        assert_eq!(opened.dropped_bytes, (buf.len() - 3 - keep) as u64);
+        let damage = opened.damage.expect("damage reported");
+        assert_eq!(
+            (damage.bytes, damage.at, damage.inside),
+            ((buf.len() - 3 - keep) as u64, keep as u64, false)
+        );
         let mut more = Vec::new();
         encode(&mut more, &record(3, Status::Diverged));
         opened.journal.write(&more).unwrap();
         drop(opened);
 
         let reopened = Journal::open(dir.path()).unwrap();
-        assert_eq!(reopened.dropped_bytes, 0);
+        assert_eq!(reopened.damage, None);
         let mut keys: Vec<_> = reopened.done.keys().cloned().collect();
         keys.sort();
         assert_eq!(keys, [format!("{:032x}", 1), format!("{:032x}", 3)]);

@@ -523,8 +523,9 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let Opened {
         journal,
         mut done,
-        dropped_bytes,
+        damage,
     } = Journal::open(&dir)?;
+    let journaled = done.len() as u64;
     if opts.shard.is_none() {
         // Jobs finished by shards of this folder count as done too.
         for (key, record) in shard::read_journals(&shard::shard_journals(&out)?)? {
@@ -584,14 +585,26 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         .num_threads(opts.threads.unwrap_or(0))
         .build()
         .context("cannot start the worker threads")?;
+    match damage {
+        // Damage inside the file is not the aftermath of a kill: it is said
+        // even under -q.
+        Some(d) if d.inside => tell!(
+            "wdsweep: warning: {} is damaged: {} bytes from byte {} could not be read; the jobs \
+             they held run again, and the {} intact records around them are kept (the file was \
+             rewritten without the damage). Check the disk it is on.",
+            journal.path().display(),
+            grouped(d.bytes),
+            grouped(d.at),
+            grouped(journaled)
+        ),
+        Some(d) if !opts.quiet => tell!(
+            "wdsweep: the journal's last {} bytes were a torn write (the previous run was \
+             killed or its disk filled); they were cut off, and any job they held runs again",
+            grouped(d.bytes)
+        ),
+        _ => {}
+    }
     if !opts.quiet {
-        if dropped_bytes > 0 {
-            tell!(
-                "wdsweep: the journal's last {dropped_bytes} bytes could not be read (an \
-                 interrupted write, or damage); they were cut off, and any job they held runs \
-                 again"
-            );
-        }
         let scope = match opts.shard {
             Some(s) => format!("shard {s}: {} of the ", grouped(total)),
             None => String::new(),

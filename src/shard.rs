@@ -215,7 +215,7 @@ pub fn read_journals(paths: &[PathBuf]) -> Result<HashMap<String, journal::Recor
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        for r in journal::parse(&bytes).0 {
+        for r in journal::parse(&bytes) {
             records.entry(r.key.clone()).or_insert(r);
         }
     }

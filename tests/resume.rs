@@ -82,7 +82,7 @@ fn wait_for_journal(out: &Path) {
 
 fn journal_keys(out: &Path) -> Vec<String> {
     let bytes = std::fs::read(out.join("journal.bin")).unwrap();
-    let (records, _) = wdsweep::journal::parse(&bytes);
+    let records = wdsweep::journal::parse(&bytes);
     records.into_iter().map(|r| r.key).collect()
 }
 
@@ -437,4 +437,29 @@ fn ctrl_c_abandons_running_jobs_instead_of_waiting_hours_for_them() {
         // Abandoned jobs are not journaled: a rerun does them.
         assert!(journal_keys(&out).is_empty(), "{name}");
     }
+}
+
+#[test]
+fn a_damaged_byte_inside_the_journal_costs_only_its_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[data]\nnum_inputs = 30\n[grid]\nlambda = [0, 1, 3]\nseed = { count = 40 }\n";
+    let reference = reference(dir.path(), text);
+    let spec = write_spec(dir.path(), "s.toml", text);
+    let out = dir.path().join("out");
+    assert!(run(&spec, &out, &[]).status.success());
+    let path = out.join("journal.bin");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    // Said even under -q; the rerun does the one job again, not half.
+    let o = run(&spec, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_mentions(
+        &stderr(&o),
+        &["journal.bin is damaged", "119 intact records"],
+    );
+    assert_same_files(&out, &reference);
+    assert_eq!(journal_keys(&out).len(), 120);
 }
