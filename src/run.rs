@@ -231,6 +231,38 @@ fn claim_folder(out: &Path, spec: &Spec, fresh: bool, fix: &str) -> Result<()> {
     remove_stale_temporaries(out)
 }
 
+/// Refuses to run a spec file that is one of the files the run writes in
+/// `out`: a hand-written spec saved as `OUT/spec.toml` (or, say,
+/// `OUT/best.json`) would be replaced. A spec.toml that wdsweep wrote may be
+/// rerun in place; the run writes it again.
+fn refuse_overwriting_spec(out: &Path, spec_path: &Path, spec: &Spec) -> Result<()> {
+    let Ok(file) = fs::canonicalize(spec_path) else {
+        return Ok(());
+    };
+    for name in OUTPUT_FILES {
+        if !fs::canonicalize(out.join(name)).is_ok_and(|p| p == file) {
+            continue;
+        }
+        if name == "spec.toml" && spec.recorded_numerics.is_some() {
+            return Ok(());
+        }
+        return Err(UsageError(format!(
+            "{}: the spec is the {name} this run would write in {} (replacing it{}); keep your \
+             specs elsewhere (sweeps/{}.toml, say) or pass --out DIR",
+            spec_path.display(),
+            out.display(),
+            if name == "spec.toml" {
+                ", and its comments, with the spec as run"
+            } else {
+                ""
+            },
+            spec.name
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Refuses a folder where one of the files a run writes is the data file
 /// itself (a table named `summary.csv` in the output folder, say), which
 /// the run would otherwise replace with its results.
@@ -513,6 +545,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             (out.clone(), locks, shards)
         }
     };
+    refuse_overwriting_spec(&dir, &opts.spec, &spec)?;
     claim_folder(&dir, &spec, opts.fresh, RUN_FIX)?;
     // --fresh discards the shards' results too.
     if opts.fresh {

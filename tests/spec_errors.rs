@@ -517,3 +517,28 @@ fn curves_on_for_more_rows_than_memory_holds_is_refused_before_anything_runs() {
         assert!(!out.exists(), "{extra:?}: the output folder was touched");
     }
 }
+
+#[test]
+fn a_spec_saved_where_the_run_writes_its_results_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mine");
+    std::fs::create_dir(&out).unwrap();
+    let text = "# my notes\n[data]\nnum_inputs = 5\n[grid]\nlambda = [0, 3]\n";
+    for name in ["spec.toml", "best.json"] {
+        let spec = write_spec(&out, name, text);
+        for extra in [&[][..], &["--fresh"]] {
+            let o = run(&spec, &out, extra);
+            assert_eq!(o.status.code(), Some(2), "{name} {extra:?}: {}", stderr(&o));
+            assert_mentions(&stderr(&o), &[name, "this run would write", "--out DIR"]);
+            assert_eq!(std::fs::read_to_string(&spec).unwrap(), text);
+        }
+        std::fs::remove_file(&spec).unwrap();
+    }
+
+    // The spec.toml a run wrote may be rerun in place.
+    let spec = write_spec(dir.path(), "s.toml", text);
+    let written = dir.path().join("written");
+    assert!(run(&spec, &written, &[]).status.success());
+    let o = run(&written.join("spec.toml"), &written, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
