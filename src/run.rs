@@ -524,8 +524,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         // and shares OUT's lock with the other shards.
         Some(shard) => {
             let shared = lock::acquire_shared(&out)?;
-            shard::check_siblings(&out, shard)?;
             let dir = shard.dir(&out);
+            shard::check_siblings(&out, shard, &report::spec_as_run(&spec, &dir))?;
             fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let own = lock::acquire(&dir)?;
             (dir, vec![shared, own], Vec::new())

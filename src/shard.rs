@@ -135,9 +135,12 @@ pub fn find_shards(out: &Path) -> Result<Vec<(Shard, PathBuf)>> {
     Ok(found)
 }
 
-/// Refuses to run shard `shard` beside shards of another split of `out`.
-pub fn check_siblings(out: &Path, shard: Shard) -> Result<()> {
-    let counts: BTreeSet<u64> = find_shards(out)?.iter().map(|(s, _)| s.count).collect();
+/// Refuses to run shard `shard` beside shards of another split of `out`,
+/// or beside shards that ran another spec than `spec_text` (the spec.toml
+/// this shard writes), which `merge` would refuse after the fact.
+pub fn check_siblings(out: &Path, shard: Shard, spec_text: &str) -> Result<()> {
+    let found = find_shards(out)?;
+    let counts: BTreeSet<u64> = found.iter().map(|(s, _)| s.count).collect();
     if let Some(other) = counts.iter().find(|&&n| n != shard.count) {
         return Err(UsageError(format!(
             "{} holds shards of a {other}-shard run, and this is shard {shard}; finish and merge \
@@ -146,6 +149,22 @@ pub fn check_siblings(out: &Path, shard: Shard) -> Result<()> {
             out.join("shards").display()
         ))
         .into());
+    }
+    for (sibling, dir) in found.iter().filter(|(s, _)| *s != shard) {
+        let path = dir.join("spec.toml");
+        let Ok(theirs) = fs::read_to_string(&path) else {
+            continue;
+        };
+        if theirs != spec_text {
+            return Err(UsageError(format!(
+                "shard {sibling} of {} ran a different spec (see {}), and merge takes only shards \
+                 of one spec; run shard {shard} with that spec (it is a valid spec itself), or \
+                 write elsewhere with --out DIR",
+                out.display(),
+                path.display()
+            ))
+            .into());
+        }
     }
     Ok(())
 }

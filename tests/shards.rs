@@ -82,7 +82,7 @@ fn a_missing_shard_is_named_with_the_array_list_that_reruns_it() {
 }
 
 #[test]
-fn shards_of_a_different_spec_are_refused_by_merge() {
+fn shards_of_a_different_spec_are_refused_when_they_run_and_by_merge() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(dir.path(), "s.toml", SPEC);
     let other = dir.path().join("other");
@@ -94,7 +94,20 @@ fn shards_of_a_different_spec_are_refused_by_merge() {
     );
     let out = dir.path().join("out");
     assert!(shard(&spec, &out, "0/2").status.success());
-    assert!(shard(&changed, &out, "1/2").status.success());
+    // Refused before it computes anything.
+    let o = shard(&changed, &out, "1/2");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_mentions(
+        &stderr(&o),
+        &["shard 0/2", "different spec", "shard-0-of-2"],
+    );
+    assert!(!out.join("shards/shard-1-of-2").exists());
+
+    // A shard whose spec was changed after it ran is still caught by merge.
+    assert!(shard(&spec, &out, "1/2").status.success());
+    let path = out.join("shards/shard-1-of-2/spec.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("epochs = 10", "epochs = 11")).unwrap();
     let o = merge(&out);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("different spec"), "{}", stderr(&o));
