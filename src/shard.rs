@@ -180,12 +180,9 @@ pub fn lock_all(found: &[(Shard, PathBuf)], fix: &str) -> Result<Vec<FolderLock>
             Err(e) => running.push(format!("shard {shard} ({e:#})")),
         }
     }
+    // A folder in use, as a run's own lock says: exit 1, not a usage error.
     if !running.is_empty() {
-        return Err(UsageError(format!(
-            "shards are still running: {}; {fix}",
-            running.join("; ")
-        ))
-        .into());
+        anyhow::bail!("shards are still running: {}; {fix}", running.join("; "));
     }
     Ok(locks)
 }

@@ -285,7 +285,7 @@ fn merge_refuses_while_a_shard_is_still_running() {
     let o = merge(&out);
     running.kill().unwrap();
     running.wait().unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("still running") && stderr(&o).contains("shard 1/2"),
         "{}",
@@ -338,7 +338,7 @@ fn a_whole_grid_run_and_a_shard_never_run_on_one_folder_at_once() {
     );
     let o = run(&spec, &out, &[]);
     stop(running);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_mentions(&stderr(&o), &["still running", "shard 1/2", "--out DIR"]);
     for name in ["spec.toml", "journal.bin"] {
         assert!(!out.join(name).exists(), "{name} was written");
