@@ -72,7 +72,13 @@ enum Bad {
     Empty,
     Text(String),
     NotFinite(f64),
+    TooLarge(f64),
 }
+
+/// The largest magnitude a cell may hold: losses square the data's values
+/// (and standardising squares the features), and past about 1.3e154 a
+/// square overflows to infinity, which would look like divergence.
+const MAX_MAGNITUDE: f64 = 1e150;
 
 impl fmt::Display for Bad {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -80,6 +86,11 @@ impl fmt::Display for Bad {
             Bad::Empty => f.write_str("the cell is empty"),
             Bad::Text(s) => write!(f, "{s:?} is not a number"),
             Bad::NotFinite(x) => write!(f, "the value is {x}, not a finite number"),
+            Bad::TooLarge(x) => write!(
+                f,
+                "the value {} is too large to square (every loss squares it) without overflow",
+                short(*x)
+            ),
         }
     }
 }
@@ -224,7 +235,8 @@ impl Table {
             };
             return Err(format!(
                 "{shown}: row {}{line}, column {:?}: {bad}; every cell of the target and the \
-                 feature columns must hold a finite number: fix the cell, remove the row{drop}",
+                 feature columns must hold a finite number within ±1e150: fix the cell (or \
+                 rescale the column), remove the row{drop}",
                 row + 1,
                 names[at]
             ));
@@ -576,6 +588,7 @@ fn numbers(column: &Column) -> Result<Vec<f64>, (usize, Bad)> {
     let check = |row: usize, x: Option<f64>| match x {
         None => Err((row, Bad::Empty)),
         Some(x) if !x.is_finite() => Err((row, Bad::NotFinite(x))),
+        Some(x) if x.abs() > MAX_MAGNITUDE => Err((row, Bad::TooLarge(x))),
         Some(x) => Ok(x),
     };
     if column.dtype().is_primitive_numeric() || column.dtype().is_decimal() {
@@ -694,6 +707,19 @@ mod tests {
                 header: 3
             })
         );
+    }
+
+    #[test]
+    fn a_value_too_large_to_square_is_named_not_left_to_diverge() {
+        let Err(err) = table("a,y\n1,2\n3,-4e200\n5,6\n", Split::TrainRows(2), true) else {
+            panic!("a target of 4e200 was read");
+        };
+        assert!(
+            err.contains("row 2 (line 3 of the file), column \"y\": the value -4e200 is too large"),
+            "{err}"
+        );
+        // 1e150 itself is fine.
+        assert!(table("a,y\n1,2\n3,-1e150\n5,6\n", Split::TrainRows(2), true).is_ok());
     }
 
     #[test]
