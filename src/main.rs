@@ -67,7 +67,7 @@ enum Command {
         curves: Curves,
         /// Print where the wall time went (spec, data, training, writing,
         /// aggregation, plots).
-        #[arg(short, long, visible_alias = "timings")]
+        #[arg(short, long, visible_alias = "timings", conflicts_with = "quiet")]
         verbose: bool,
     },
     /// Rerun a spec and compare every job, bit for bit, with a results

@@ -203,17 +203,17 @@ pub fn best_json(choice: Option<&Choice>, cells: &[Cell], complete: bool) -> Str
 pub fn choice_line(choice: Option<&Choice>, cells: &[Cell]) -> String {
     match choice {
         Some(c) => {
-            let sem = c
-                .val_loss_sem
-                .map(|s| format!(" ± {}", sig(s, 2)))
-                .unwrap_or_default();
+            let seeds = format!("{} {}", c.n_ok, crate::numfmt::plural(c.n_ok, "seed"));
+            let spread = match c.val_loss_sem {
+                Some(s) => format!(" ± {} (mean ± SEM over {seeds})", sig(s, 2)),
+                // One ok seed has no spread to show.
+                None => format!(" (mean over {seeds}; no SEM)"),
+            };
             format!(
-                "λ = {}, lr = {}: val_loss {}{sem} (mean ± SEM over {} {})",
+                "λ = {}, lr = {}: val_loss {}{spread}",
                 short(c.lambda),
                 short(c.lr),
                 sig(c.val_loss_mean, 4),
-                c.n_ok,
-                crate::numfmt::plural(c.n_ok, "seed")
             )
         }
         None if cells.is_empty() => "no λ can be chosen: no job has finished".to_string(),
@@ -321,4 +321,35 @@ pub fn terminal_table(cells: &[Cell], choice: Option<&Choice>) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn choice(n_ok: u64, sem: Option<f64>) -> Choice {
+        Choice {
+            lambda: 3.0,
+            lr: 0.03,
+            val_loss_mean: 0.0102,
+            val_loss_sem: sem,
+            n_ok,
+        }
+    }
+
+    #[test]
+    fn the_choice_line_shows_a_sem_only_where_there_is_one() {
+        assert_eq!(
+            choice_line(Some(&choice(5, Some(0.00067))), &[]),
+            "λ = 3, lr = 0.03: val_loss 0.0102 ± 0.00067 (mean ± SEM over 5 seeds)"
+        );
+        assert_eq!(
+            choice_line(Some(&choice(1, None)), &[]),
+            "λ = 3, lr = 0.03: val_loss 0.0102 (mean over 1 seed; no SEM)"
+        );
+        assert_eq!(
+            choice_line(None, &[]),
+            "no λ can be chosen: no job has finished"
+        );
+    }
 }
