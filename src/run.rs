@@ -525,7 +525,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         Some(shard) => {
             let shared = lock::acquire_shared(&out)?;
             let dir = shard.dir(&out);
-            shard::check_siblings(&out, shard, &report::spec_as_run(&spec, &dir))?;
+            shard::check_siblings(&out, shard, &|dir| report::spec_as_run(&spec, dir))?;
             fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let own = lock::acquire(&dir)?;
             (dir, vec![shared, own], Vec::new())

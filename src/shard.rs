@@ -136,9 +136,10 @@ pub fn find_shards(out: &Path) -> Result<Vec<(Shard, PathBuf)>> {
 }
 
 /// Refuses to run shard `shard` beside shards of another split of `out`,
-/// or beside shards that ran another spec than `spec_text` (the spec.toml
-/// this shard writes), which `merge` would refuse after the fact.
-pub fn check_siblings(out: &Path, shard: Shard, spec_text: &str) -> Result<()> {
+/// or beside shards that ran another spec, which `merge` would refuse after
+/// the fact. `spec_text` gives the spec.toml this spec writes in a folder
+/// (a data file's path is written relative to it).
+pub fn check_siblings(out: &Path, shard: Shard, spec_text: &dyn Fn(&Path) -> String) -> Result<()> {
     let found = find_shards(out)?;
     let counts: BTreeSet<u64> = found.iter().map(|(s, _)| s.count).collect();
     if let Some(other) = counts.iter().find(|&&n| n != shard.count) {
@@ -155,7 +156,7 @@ pub fn check_siblings(out: &Path, shard: Shard, spec_text: &str) -> Result<()> {
         let Ok(theirs) = fs::read_to_string(&path) else {
             continue;
         };
-        if theirs != spec_text {
+        if theirs != spec_text(dir) {
             return Err(UsageError(format!(
                 "shard {sibling} of {} ran a different spec (see {}), and merge takes only shards \
                  of one spec; run shard {shard} with that spec (it is a valid spec itself), or \
