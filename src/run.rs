@@ -352,12 +352,37 @@ fn describe_difference(theirs: &toml::Table, spec: &Spec, out: &Path) -> String 
             &b[..b.len().min(12)]
         ));
     }
-    for section in ["data", "train"] {
+    let path = |t: &toml::Table| t.get("data")?.get("path").map(|v| v.to_string());
+    let source = |p: Option<String>| {
+        p.map_or("the book's synthetic data".into(), |p| {
+            format!("the data file {p}")
+        })
+    };
+    let (our_path, their_path) = (path(&ours), path(theirs));
+    // Book data against a file: the one difference worth naming.
+    let sections: &[&str] = if our_path.is_some() != their_path.is_some() {
+        diffs.push(format!(
+            "{} here, {} there",
+            source(our_path),
+            source(their_path)
+        ));
+        &["train"]
+    } else {
+        &["data", "train"]
+    };
+    for &section in sections {
         let (a, b) = (ours.get(section), theirs.get(section));
-        let keys = a
-            .and_then(|v| v.as_table())
-            .map(|t| t.keys().cloned().collect::<Vec<_>>());
-        for key in keys.unwrap_or_default() {
+        // The keys of both sides, ours first, so that a key only the
+        // folder has is named too.
+        let mut keys: Vec<String> = Vec::new();
+        for table in [a, b].into_iter().flatten().filter_map(|v| v.as_table()) {
+            for key in table.keys() {
+                if !keys.contains(key) {
+                    keys.push(key.clone());
+                }
+            }
+        }
+        for key in keys {
             let (x, y) = (a.and_then(|t| t.get(&key)), b.and_then(|t| t.get(&key)));
             if x != y {
                 let show = |v: Option<&toml::Value>| v.map_or("absent".into(), |v| v.to_string());

@@ -179,6 +179,17 @@ fn an_edited_file_is_a_different_experiment_with_different_keys() {
     );
     run_ok(&spec, &out, &["--fresh"]);
     assert_eq!(jobs_column(&out, "key"), after);
+
+    // The book's data into a folder of a data file's results: the file is
+    // named, not a list of the book's keys absent there.
+    let book = write_spec(dir.path(), "book.toml", "[grid]\nlambda = [0]\n");
+    let o = run(&book, &out, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_mentions(
+        &stderr(&o),
+        &["the book's synthetic data here, the data file", "data.csv"],
+    );
+    assert!(!stderr(&o).contains("absent"), "{}", stderr(&o));
 }
 
 #[test]
