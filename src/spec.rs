@@ -933,6 +933,17 @@ fn check_size(
         grid::float_axis_len(lr),
         seed.len(),
     );
+    // The length of a range by step is estimated, and saturates for tiny
+    // steps: name the axis, not a job count that is not real.
+    for (key, axis, len) in [("[grid] lambda", lambda, nl), ("[grid] lr", lr, nr)] {
+        if matches!(axis, FloatAxis::LinearStep { .. }) && len > grid::MAX_AXIS {
+            return Err(SpecError(format!(
+                "{file}: {key} would expand to more than {} values, the most one axis may \
+                 hold; use a larger step or fewer points",
+                crate::numfmt::grouped(grid::MAX_AXIS)
+            )));
+        }
+    }
     let axes = format!("{nl} λ × {nr} lr × {ns} seeds");
     match nl.checked_mul(nr).and_then(|n| n.checked_mul(ns)) {
         Some(n) if n > JOBS_CEILING => Err(SpecError(format!(
@@ -962,7 +973,7 @@ fn check_name(file: &str, name: &str, from_stem: bool) -> Result<(), SpecError> 
     if plain {
         return Ok(());
     }
-    let rule = "a name is up to 100 letters, digits, '-', '_' or '.', not starting with '-' or \
+    let rule = "a name is up to 100 ASCII letters, digits, '-', '_' or '.', not starting with '-' or \
                 '.' (for example name = \"grid\")";
     Err(SpecError(if from_stem {
         format!(

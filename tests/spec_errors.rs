@@ -542,3 +542,13 @@ fn a_spec_saved_where_the_run_writes_its_results_is_refused_and_kept() {
     let o = run(&written.join("spec.toml"), &written, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn a_step_so_small_the_axis_count_saturates_names_the_axis() {
+    let err = refused("[grid]\nlambda = { linear = [0, 1], step = 1e-300 }\n");
+    assert_mentions(
+        &err,
+        &["[grid] lambda", "100 000 000 values", "larger step"],
+    );
+    assert!(!err.contains("18446744073709551615"), "{err}");
+}
