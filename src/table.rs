@@ -181,6 +181,15 @@ impl Table {
                 .collect::<Result<_, _>>()?,
             None => (0..names.len()).filter(|&i| i != target_at).collect(),
         };
+        // An unnamed column could be neither listed in [data] features nor
+        // told apart in the results.
+        if let Some(&blank) = feature_at.iter().find(|&&i| names[i].trim().is_empty()) {
+            return Err(format!(
+                "{shown}: column {} of the header has no name; name it, or list the columns to \
+                 use in [data] features ({spec})",
+                blank + 1
+            ));
+        }
         if feature_at.is_empty() {
             return Err(format!(
                 "{shown} has no column besides the target {:?}, so the model would have no \
@@ -707,6 +716,14 @@ mod tests {
                 header: 3
             })
         );
+    }
+
+    #[test]
+    fn an_unnamed_feature_column_is_refused_by_its_position() {
+        let Err(err) = table("a,,y\n1,2,3\n4,5,6\n7,8,9\n", Split::TrainRows(2), true) else {
+            panic!("a column without a name was read");
+        };
+        assert!(err.contains("column 2 of the header has no name"), "{err}");
     }
 
     #[test]
