@@ -88,6 +88,15 @@ pub fn prepare(opts: &SlurmOptions) -> Result<Scripts> {
             check_word(option, v)?;
         }
     }
+    if let Some(t) = &opts.time
+        && !is_slurm_time(t)
+    {
+        return Err(UsageError(format!(
+            "--time {t:?} is not a Slurm time limit; write minutes (90), H:MM:SS (1:30:00), \
+             D-HH (2-12), D-HH:MM:SS (2-12:00:00), or UNLIMITED"
+        ))
+        .into());
+    }
     if opts.max_parallel == Some(0) {
         return Err(UsageError("--max-parallel must be at least 1".into()).into());
     }
@@ -213,9 +222,52 @@ pub fn submit(scripts: &Scripts) -> Result<Submitted> {
     Ok(Submitted { array, merge })
 }
 
+/// Whether `t` is one of sbatch's forms of a time limit: M, M:S, H:M:S,
+/// D-H, D-H:M, D-H:M:S (whole numbers), or UNLIMITED / INFINITE.
+fn is_slurm_time(t: &str) -> bool {
+    if ["unlimited", "infinite"].contains(&t.to_ascii_lowercase().as_str()) {
+        return true;
+    }
+    let number = |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
+    let (days, clock) = match t.split_once('-') {
+        Some((d, rest)) => (Some(d), rest),
+        None => (None, t),
+    };
+    let parts: Vec<&str> = clock.split(':').collect();
+    days.is_none_or(number) && parts.iter().all(|p| number(p)) && (1..=3).contains(&parts.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_limits_in_sbatchs_forms_are_accepted_and_nothing_else() {
+        for good in [
+            "90",
+            "30:00",
+            "1:30:00",
+            "2-12",
+            "2-12:30",
+            "2-12:30:00",
+            "UNLIMITED",
+        ] {
+            assert!(is_slurm_time(good), "{good}");
+        }
+        for bad in [
+            "forever",
+            "",
+            "1h",
+            "1:2:3:4",
+            "-5",
+            "2-",
+            "1::2",
+            "1.5",
+            "2-1:2:3:4",
+        ] {
+            assert!(!is_slurm_time(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn quoting_survives_single_quotes() {
