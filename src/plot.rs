@@ -942,7 +942,7 @@ fn draw_val_loss(
         } else {
             &[
                 "no cell has a mean validation loss",
-                "(no seed finished in any cell)",
+                "(every job diverged)",
             ]
         };
         centre_note(&chart, root, lines)?;
