@@ -287,11 +287,18 @@ pub fn expand_float(axis: &FloatAxis, key: &str, bound: Bound) -> Result<Vec<f64
     let mut sorted = values.clone();
     sorted.sort_by(f64::total_cmp);
     if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-        return Err(format!(
-            "{key} holds {} twice; each value may appear once (a repeat would be counted twice \
-             in the averages)",
-            short(w[0])
-        ));
+        // A list repeats what was written; a range repeats only when its
+        // points are closer than floats can tell apart.
+        let fix = match axis {
+            FloatAxis::List(_) => "each value may appear once (a repeat would be counted twice \
+                                   in the averages)"
+                .to_string(),
+            _ => format!(
+                "the range is too narrow for {} distinct floats; widen it or ask for fewer points",
+                values.len()
+            ),
+        };
+        return Err(format!("{key} holds {} twice; {fix}", short(w[0])));
     }
     Ok(values)
 }

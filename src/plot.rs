@@ -940,10 +940,7 @@ fn draw_val_loss(
         let lines: &[&str] = if cells.is_empty() {
             &["no cells to plot"]
         } else {
-            &[
-                "no cell has a mean validation loss",
-                "(every job diverged)",
-            ]
+            &["no cell has a mean validation loss", "(every job diverged)"]
         };
         centre_note(&chart, root, lines)?;
     }

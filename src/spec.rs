@@ -622,6 +622,18 @@ impl Spec {
         max_jobs: u64,
         base: &Path,
     ) -> Result<Spec, SpecError> {
+        // [[grid]] makes an array of tables, which serde would read as the
+        // fields of [grid] in order, with a baffling message.
+        if let Ok(table) = toml::from_str::<toml::Table>(text)
+            && let Some(name) = ["data", "train", "grid"]
+                .into_iter()
+                .find(|name| table.get(*name).is_some_and(toml::Value::is_array))
+        {
+            return Err(SpecError(format!(
+                "{file}: [[{name}]] (or {name} = [...]) makes a list of tables; write the table \
+                 once, with single brackets: [{name}]"
+            )));
+        }
         let raw: RawSpec =
             toml::from_str(text).map_err(|e| SpecError(describe_toml_error(text, file, &e)))?;
 

@@ -552,3 +552,18 @@ fn a_step_so_small_the_axis_count_saturates_names_the_axis() {
     );
     assert!(!err.contains("18446744073709551615"), "{err}");
 }
+
+#[test]
+fn double_brackets_around_grid_say_to_use_single_ones() {
+    for text in ["[[grid]]\nlambda = [0, 1]\n", "[[train]]\nepochs = 3\n"] {
+        assert_mentions(&refused(text), &["list of tables", "single brackets"]);
+    }
+}
+
+#[test]
+fn a_range_too_narrow_for_its_points_says_so() {
+    let err = refused("[grid]\nlambda = { linear = [1, 1.0000000000000002], num = 5 }\n");
+    assert_mentions(&err, &["[grid] lambda", "too narrow for 5 distinct floats"]);
+    let err = refused("[grid]\nlambda = [1, 2, 1]\n");
+    assert_mentions(&err, &["holds 1 twice", "may appear once"]);
+}
