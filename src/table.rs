@@ -123,6 +123,18 @@ impl Table {
                 settings.format
             )
         };
+        // The reader would replace bytes that are not UTF-8 (a Latin-1
+        // "é" in a header, say) without a word.
+        if settings.format == Format::Csv
+            && let Err(e) = std::str::from_utf8(&bytes)
+        {
+            let at = e.valid_up_to();
+            let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+            return Err(format!(
+                "{shown}: line {line} holds bytes that are not UTF-8 text (byte {at}); save the \
+                 file as UTF-8 (a spreadsheet's \"CSV UTF-8\"), or convert it with iconv"
+            ));
+        }
         let frame = match settings.format {
             Format::Csv => read_csv(&bytes).map_err(|e| match longer_row(&bytes) {
                 Some(long) => format!(
@@ -715,6 +727,31 @@ mod tests {
                 cells: 4,
                 header: 3
             })
+        );
+    }
+
+    #[test]
+    fn a_csv_that_is_not_utf8_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, b"a,y\n1,2\ncaf\xe9,3\n").unwrap();
+        let Err(err) = Table::load(
+            TableSettings {
+                path,
+                written: "t.csv".into(),
+                format: Format::Csv,
+                target: "y".into(),
+                features: None,
+                split: Split::TrainRows(1),
+                standardize: false,
+            },
+            "s.toml",
+        ) else {
+            panic!("a Latin-1 file was read");
+        };
+        assert!(
+            err.contains("line 3 holds bytes that are not UTF-8"),
+            "{err}"
         );
     }
 
