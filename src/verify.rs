@@ -68,11 +68,19 @@ pub struct VerifyReport {
     pub tables: Vec<&'static str>,
     /// Whether per-epoch curves were compared too (the folder had them).
     pub curves_compared: bool,
+    /// best.json's `complete`, where the folder has one: false for a run
+    /// that was stopped before all its jobs had finished.
+    pub folder_complete: Option<bool>,
 }
 
 impl VerifyReport {
     pub fn passed(&self) -> bool {
         self.missing.is_empty() && self.mismatches.is_empty()
+    }
+
+    /// Whether the folder says it is a partial run.
+    pub fn partial(&self) -> bool {
+        self.folder_complete == Some(false)
     }
 }
 
@@ -118,6 +126,10 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         .ok()
         .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
         .and_then(|t| t.get("provenance")?.get("numerics_version")?.as_integer());
+    report.folder_complete = std::fs::read_to_string(dir.join("best.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("complete")?.as_bool());
     Ok(report)
 }
 
@@ -399,6 +411,13 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
     const SHOWN: usize = 20;
     let mut out = String::new();
     let dir = against.display();
+    if report.partial() {
+        let _ = writeln!(
+            out,
+            "{dir} is a partial run: its best.json says \"complete\": false (not every job of \
+             its sweep had finished when it was written)."
+        );
+    }
     if !report.missing.is_empty() {
         let _ = writeln!(
             out,
@@ -426,10 +445,18 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
                         r.seed
                     );
                 }
-                let _ = writeln!(
-                    out,
-                    "  Is {dir} a run of this spec (same data and training settings)?"
-                );
+                if report.partial() {
+                    let _ = writeln!(
+                        out,
+                        "  They were never run there: finish the run by rerunning the command \
+                         that wrote {dir} (its finished jobs are kept), then verify again."
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "  Is {dir} a run of this spec (same data and training settings)?"
+                    );
+                }
             }
         }
     }
@@ -481,18 +508,25 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
     if report.passed() {
         let tables = report.tables.join(" and ");
         let what = if report.curves_compared {
-            format!("final metrics in {tables} and every epoch's losses in curves.parquet")
+            format!("final metrics in {tables}, and every epoch's losses in curves.parquet")
         } else {
             format!(
                 "final metrics in {tables} (the folder has no curves.parquet, so the per-epoch \
                  losses were not compared; a run keeps them with --curves on)"
             )
         };
+        let partial = if report.partial() {
+            format!(" {dir} is a partial run: the jobs it has not run yet are not checked.")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "verified: {} jobs match {dir} bit for bit: {what}.",
+            "verified: {} jobs match {dir} bit for bit: {what}.{partial}",
             report.checked
         );
+    } else if report.partial() {
+        let _ = writeln!(out, "verification FAILED against {dir}, a partial run.");
     } else {
         let _ = writeln!(out, "verification FAILED against {dir}.");
     }

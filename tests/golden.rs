@@ -235,3 +235,65 @@ fn verify_compares_jobs_csv_as_well_as_jobs_parquet_and_names_the_file() {
     assert!(o.status.success(), "{text}");
     assert!(text.contains("in jobs.parquet and jobs.csv"), "{text}");
 }
+
+#[test]
+fn verify_says_when_the_folder_is_a_partial_run() {
+    // Shard 0 of 2, merged alone, leaves a partial folder with job 0 (seed
+    // 0) only.
+    let dir = tempfile::tempdir().unwrap();
+    let grid = "[data]\nnum_inputs = 30\n[grid]\nlambda = [0.3]\nlr = [0.01]\n";
+    let two = write_spec(
+        dir.path(),
+        "two.toml",
+        &format!("{grid}seed = {{ count = 2 }}\n"),
+    );
+    let out = dir.path().join("out");
+    let o = run(&two, &out, &["--shard", "0/2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = wdsweep().arg("merge").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let verify = |spec: &Path| {
+        wdsweep()
+            .arg("verify")
+            .arg(spec)
+            .arg("--against")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+
+    // Job 1 was never run there: the folder is partial, and the hint says
+    // so rather than doubting the spec.
+    let o = verify(&two);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert_mentions(
+        &text,
+        &[
+            "is a partial run",
+            "never run there",
+            "rerunning the command",
+        ],
+    );
+    assert!(!text.contains("a run of this spec"), "{text}");
+    assert!(
+        text.trim_end().lines().last().unwrap().contains("partial"),
+        "{text}"
+    );
+
+    // A spec of job 0 alone checks only what the folder holds: it passes,
+    // and its last line still says that the folder is partial.
+    let one = write_spec(
+        dir.path(),
+        "one.toml",
+        &format!("{grid}seed = {{ count = 1 }}\n"),
+    );
+    let o = verify(&one);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{text}");
+    let last = text.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with("verified:") && last.contains("is a partial run"),
+        "{text}"
+    );
+}
