@@ -19,7 +19,7 @@ use polars::prelude::DataFrame;
 
 use crate::data::{self, Stream};
 use crate::key::NUMERICS_VERSION;
-use crate::numfmt::short;
+use crate::numfmt::{plural, short};
 use crate::spec::Spec;
 use crate::store;
 use crate::sweep::{self, JobResult, Progress};
@@ -419,11 +419,17 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
         );
     }
     if !report.missing.is_empty() {
+        let missing = report.missing.len();
+        let total = (missing + report.checked) as u64;
+        let (is, their) = if missing == 1 {
+            ("is", "its")
+        } else {
+            ("are", "their")
+        };
         let _ = writeln!(
             out,
-            "{} of {} jobs are not in {dir} (no result with their key).",
-            report.missing.len(),
-            report.missing.len() + report.checked
+            "{missing} of {total} {} {is} not in {dir} (no result with {their} key).",
+            plural(total, "job")
         );
         match report.folder_numerics {
             Some(v) if v != i64::from(NUMERICS_VERSION) => {
@@ -465,7 +471,7 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
             report.mismatches.iter().map(|m| m.job).collect();
         let _ = writeln!(
             out,
-            "{} {} in {} of {} jobs checked:",
+            "{} {} in {} of {} {} checked:",
             report.mismatches.len(),
             if report.mismatches.len() == 1 {
                 "value differs"
@@ -473,7 +479,8 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
                 "values differ"
             },
             jobs.len(),
-            report.checked
+            report.checked,
+            plural(report.checked as u64, "job")
         );
         let _ = writeln!(
             out,
@@ -520,10 +527,12 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
         } else {
             String::new()
         };
+        let checked = report.checked as u64;
         let _ = writeln!(
             out,
-            "verified: {} jobs match {dir} bit for bit: {what}.{partial}",
-            report.checked
+            "verified: {checked} {} {} {dir} bit for bit: {what}.{partial}",
+            plural(checked, "job"),
+            if checked == 1 { "matches" } else { "match" }
         );
     } else if report.partial() {
         let _ = writeln!(out, "verification FAILED against {dir}, a partial run.");
@@ -531,4 +540,80 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
         let _ = writeln!(out, "verification FAILED against {dir}.");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::JobIndex;
+    use crate::train::{Outcome, Status};
+
+    fn job(n: u64) -> JobResult {
+        JobResult {
+            index: JobIndex {
+                job: n,
+                lambda: 0,
+                lr: 0,
+                seed: n as usize,
+            },
+            key: format!("key{n}"),
+            lambda: 0.3,
+            lr: 0.01,
+            seed: n,
+            outcome: Outcome {
+                status: Status::Ok,
+                train_loss: Some(1.0),
+                val_loss: Some(2.0),
+                l2_penalty: Some(3.0),
+                curve: Vec::new(),
+            },
+        }
+    }
+
+    fn report(checked: usize) -> VerifyReport {
+        VerifyReport {
+            checked,
+            tables: vec!["jobs.csv"],
+            ..VerifyReport::default()
+        }
+    }
+
+    #[test]
+    fn verify_counts_one_job_in_the_singular() {
+        let dir = Path::new("results/x");
+        let text = render(&report(1), dir);
+        assert!(text.contains("verified: 1 job matches results/x"), "{text}");
+        let text = render(&report(2), dir);
+        assert!(text.contains("verified: 2 jobs match results/x"), "{text}");
+
+        let mut one_missing = report(0);
+        one_missing.missing.push(job(0));
+        let text = render(&one_missing, dir);
+        assert!(
+            text.contains("1 of 1 job is not in results/x (no result with its key)"),
+            "{text}"
+        );
+        let mut two_missing = report(1);
+        two_missing.missing.extend([job(0), job(2)]);
+        let text = render(&two_missing, dir);
+        assert!(
+            text.contains("2 of 3 jobs are not in results/x (no result with their key)"),
+            "{text}"
+        );
+
+        let mut differs = report(1);
+        differs.mismatches.push(mismatch(
+            &job(1),
+            "jobs.csv",
+            "val_loss".into(),
+            "2".into(),
+            "2.5".into(),
+            Some(0.5),
+        ));
+        let text = render(&differs, dir);
+        assert!(
+            text.contains("1 value differs in 1 of 1 job checked:"),
+            "{text}"
+        );
+    }
 }

@@ -276,6 +276,7 @@ fn verify_says_when_the_folder_is_a_partial_run() {
         ],
     );
     assert!(!text.contains("a run of this spec"), "{text}");
+    assert!(text.contains("1 of 2 jobs is not in"), "{text}");
     assert!(
         text.trim_end().lines().last().unwrap().contains("partial"),
         "{text}"
@@ -293,7 +294,7 @@ fn verify_says_when_the_folder_is_a_partial_run() {
     assert!(o.status.success(), "{text}");
     let last = text.trim_end().lines().last().unwrap();
     assert!(
-        last.starts_with("verified:") && last.contains("is a partial run"),
+        last.starts_with("verified: 1 job matches") && last.contains("is a partial run"),
         "{text}"
     );
 }
