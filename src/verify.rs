@@ -616,4 +616,40 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn verify_finds_an_edit_in_one_table_and_names_that_table() {
+        use polars::prelude::{Column, DataFrame};
+        let frame = |val_loss: f64| {
+            DataFrame::new_infer_height(vec![
+                Column::new("job".into(), [0u64]),
+                Column::new("key".into(), ["key0"]),
+                Column::new("lambda".into(), [0.3]),
+                Column::new("lr".into(), [0.01]),
+                Column::new("seed".into(), [0u64]),
+                Column::new("status".into(), ["ok"]),
+                Column::new("train_loss".into(), [1.0]),
+                Column::new("val_loss".into(), [val_loss]),
+                Column::new("l2_penalty".into(), [3.0]),
+            ])
+            .unwrap()
+        };
+        let tables = [
+            JobsTable {
+                file: "jobs.parquet",
+                frame: frame(2.0),
+            },
+            JobsTable {
+                file: "jobs.csv",
+                frame: frame(2.5),
+            },
+        ];
+        let found = compare(&tables, None, &[job(0)]).unwrap();
+        assert_eq!(found.checked, 1);
+        let [m] = found.mismatches.as_slice() else {
+            panic!("{found:?}");
+        };
+        assert_eq!((m.file, m.column.as_str()), ("jobs.csv", "val_loss"));
+        assert_eq!((m.expected.as_str(), m.got.as_str()), ("2.5", "2"));
+    }
 }
