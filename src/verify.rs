@@ -5,7 +5,9 @@
 //! other numerics — whose keys differ — is reported as such rather than as a
 //! pile of numeric differences. Final metrics and, where the folder has
 //! them, the per-epoch curves are compared exactly; every difference is
-//! listed with its size.
+//! listed with its size and the file that holds it. A folder with both
+//! `jobs.parquet` and `jobs.csv` has each compared: the CSV is the table
+//! people read, review and merge, so an edit to it must not go unnoticed.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -17,7 +19,7 @@ use polars::prelude::DataFrame;
 
 use crate::data::{self, Stream};
 use crate::key::NUMERICS_VERSION;
-use crate::numfmt::short;
+use crate::numfmt::{plural, short};
 use crate::spec::Spec;
 use crate::store;
 use crate::sweep::{self, JobResult, Progress};
@@ -41,6 +43,9 @@ pub struct Mismatch {
     pub lambda: f64,
     pub lr: f64,
     pub seed: u64,
+    /// The folder's file that holds the value: `jobs.parquet`, `jobs.csv`
+    /// or `curves.parquet`.
+    pub file: &'static str,
     /// `status`, `train_loss`, … or `val_loss @ epoch 3`.
     pub column: String,
     pub expected: String,
@@ -58,13 +63,24 @@ pub struct VerifyReport {
     pub mismatches: Vec<Mismatch>,
     /// The numerics version recorded in the folder's spec.toml, if any.
     pub folder_numerics: Option<i64>,
+    /// The folder's jobs tables that were compared (`jobs.parquet`,
+    /// `jobs.csv` or both).
+    pub tables: Vec<&'static str>,
     /// Whether per-epoch curves were compared too (the folder had them).
     pub curves_compared: bool,
+    /// best.json's `complete`, where the folder has one: false for a run
+    /// that was stopped before all its jobs had finished.
+    pub folder_complete: Option<bool>,
 }
 
 impl VerifyReport {
     pub fn passed(&self) -> bool {
         self.missing.is_empty() && self.mismatches.is_empty()
+    }
+
+    /// Whether the folder says it is a partial run.
+    pub fn partial(&self) -> bool {
+        self.folder_complete == Some(false)
     }
 }
 
@@ -88,7 +104,7 @@ pub fn sample_jobs(total: u64, k: Option<u64>) -> Vec<u64> {
 pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
     let spec = Spec::from_file(&opts.spec, opts.max_jobs)?;
     let dir = &opts.against;
-    let expected = read_jobs(dir)?;
+    let tables = read_jobs(dir)?;
     let curves_path = dir.join("curves.parquet");
     let curves = if curves_path.exists() {
         Some(store::read_parquet(&curves_path)?)
@@ -105,30 +121,49 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
     // the jobs need not record theirs.
     let results =
         pool.install(|| sweep::run_jobs(&spec, &jobs, &Progress::new(0, true), curves.is_some()));
-    let mut report = compare(&expected, curves.as_ref(), &results)?;
+    let mut report = compare(&tables, curves.as_ref(), &results)?;
     report.folder_numerics = std::fs::read_to_string(dir.join("spec.toml"))
         .ok()
         .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
         .and_then(|t| t.get("provenance")?.get("numerics_version")?.as_integer());
+    report.folder_complete = std::fs::read_to_string(dir.join("best.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("complete")?.as_bool());
     Ok(report)
 }
 
-/// A folder's jobs table: `jobs.parquet`, or `jobs.csv` where that is all
-/// there is.
-fn read_jobs(dir: &Path) -> Result<DataFrame> {
-    let parquet = dir.join("jobs.parquet");
-    if parquet.exists() {
-        return store::read_parquet(&parquet);
+/// One of a folder's jobs tables and the file it was read from.
+pub struct JobsTable {
+    pub file: &'static str,
+    pub frame: DataFrame,
+}
+
+/// A folder's jobs tables: `jobs.parquet` and `jobs.csv`, each that exists.
+fn read_jobs(dir: &Path) -> Result<Vec<JobsTable>> {
+    type Reader = fn(&Path) -> Result<DataFrame>;
+    let readers: [(&'static str, Reader); 2] = [
+        ("jobs.parquet", store::read_parquet),
+        ("jobs.csv", store::read_jobs_csv),
+    ];
+    let mut tables = Vec::new();
+    for (file, read) in readers {
+        let path = dir.join(file);
+        if path.exists() {
+            tables.push(JobsTable {
+                file,
+                frame: read(&path)?,
+            });
+        }
     }
-    let csv = dir.join("jobs.csv");
-    if csv.exists() {
-        return store::read_jobs_csv(&csv);
+    if tables.is_empty() {
+        return Err(crate::run::UsageError(format!(
+            "{} holds no jobs.parquet or jobs.csv; point --against at a results folder",
+            dir.display()
+        ))
+        .into());
     }
-    Err(crate::run::UsageError(format!(
-        "{} holds no jobs.parquet or jobs.csv; point --against at a results folder",
-        dir.display()
-    ))
-    .into())
+    Ok(tables)
 }
 
 fn f64_column(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
@@ -161,24 +196,97 @@ fn str_column(df: &DataFrame, name: &str) -> Result<Vec<String>> {
 /// A stored epoch's (train_loss, val_loss).
 type EpochPair = (Option<f64>, Option<f64>);
 
-/// Compares fresh results with a jobs table (and its curves, if given).
+/// The float columns of a jobs table that are compared, in this order.
+const FLOAT_COLUMNS: [&str; 5] = ["lambda", "lr", "train_loss", "val_loss", "l2_penalty"];
+
+/// A jobs table's columns, with its rows found by key.
+struct Expected {
+    file: &'static str,
+    row_of: HashMap<String, usize>,
+    job: Vec<Option<u64>>,
+    seed: Vec<Option<u64>>,
+    status: Vec<String>,
+    floats: Vec<Vec<Option<f64>>>,
+}
+
+impl Expected {
+    fn new(table: &JobsTable) -> Result<Expected> {
+        let df = &table.frame;
+        let row_of = str_column(df, "key")?
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| (k, i))
+            .collect();
+        Ok(Expected {
+            file: table.file,
+            row_of,
+            job: u64_column(df, "job")?,
+            seed: u64_column(df, "seed")?,
+            status: str_column(df, "status")?,
+            floats: FLOAT_COLUMNS
+                .iter()
+                .map(|c| f64_column(df, c))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// A difference found in job `r`, in `file`.
+fn mismatch(
+    r: &JobResult,
+    file: &'static str,
+    column: String,
+    expected: String,
+    got: String,
+    abs_diff: Option<f64>,
+) -> Mismatch {
+    Mismatch {
+        job: r.index.job,
+        lambda: r.lambda,
+        lr: r.lr,
+        seed: r.seed,
+        file,
+        column,
+        expected,
+        got,
+        abs_diff,
+    }
+}
+
+/// The difference between two floats, unless they have the same bits.
+fn float_mismatch(
+    r: &JobResult,
+    file: &'static str,
+    column: String,
+    expected: Option<f64>,
+    got: Option<f64>,
+) -> Option<Mismatch> {
+    if expected.map(f64::to_bits) == got.map(f64::to_bits) {
+        return None;
+    }
+    let abs_diff = expected.zip(got).map(|(e, g)| (g - e).abs());
+    let show = |v: Option<f64>| v.map_or("(empty)".to_string(), short);
+    Some(mismatch(
+        r,
+        file,
+        column,
+        show(expected),
+        show(got),
+        abs_diff,
+    ))
+}
+
+/// Compares fresh results with a folder's jobs tables (each one in full)
+/// and its curves, if given.
+///
+/// A job is missing when no table has its key; a job that one table has and
+/// another lacks is a difference in the table that lacks it.
 pub fn compare(
-    expected: &DataFrame,
+    tables: &[JobsTable],
     curves: Option<&DataFrame>,
     results: &[JobResult],
 ) -> Result<VerifyReport> {
-    let keys = str_column(expected, "key")?;
-    let jobs = u64_column(expected, "job")?;
-    let status = str_column(expected, "status")?;
-    let metrics: Vec<(&str, Vec<Option<f64>>)> = ["train_loss", "val_loss", "l2_penalty"]
-        .into_iter()
-        .map(|c| f64_column(expected, c).map(|v| (c, v)))
-        .collect::<Result<_>>()?;
-    let row_of: HashMap<&str, usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
+    let expected: Vec<Expected> = tables.iter().map(Expected::new).collect::<Result<_>>()?;
 
     // The folder's curves by its own job numbers.
     let mut curve_of: HashMap<u64, Vec<EpochPair>> = HashMap::new();
@@ -197,38 +305,79 @@ pub fn compare(
     }
 
     let mut report = VerifyReport {
+        tables: tables.iter().map(|t| t.file).collect(),
         curves_compared: curves.is_some(),
         ..VerifyReport::default()
     };
     for r in results {
-        let Some(&row) = row_of.get(r.key.as_str()) else {
+        let rows: Vec<Option<usize>> = expected
+            .iter()
+            .map(|t| t.row_of.get(&r.key).copied())
+            .collect();
+        if rows.iter().all(Option::is_none) {
             report.missing.push(r.clone());
             continue;
-        };
+        }
         report.checked += 1;
-        let mut differ = |column: String, expected: Option<f64>, got: Option<f64>| {
-            if expected.map(f64::to_bits) != got.map(f64::to_bits) {
-                let abs_diff = expected.zip(got).map(|(e, g)| (g - e).abs());
-                let show = |v: Option<f64>| v.map_or("(empty)".to_string(), short);
-                report.mismatches.push(Mismatch {
-                    job: r.index.job,
-                    lambda: r.lambda,
-                    lr: r.lr,
-                    seed: r.seed,
-                    column,
-                    expected: show(expected),
-                    got: show(got),
-                    abs_diff,
-                });
-            }
-        };
         let o = &r.outcome;
-        let got = [o.train_loss, o.val_loss, o.l2_penalty];
-        for ((name, values), got) in metrics.iter().zip(got) {
-            differ(name.to_string(), values[row], got);
+        let found = &mut report.mismatches;
+        for (t, row) in expected.iter().zip(&rows) {
+            let Some(row) = *row else {
+                found.push(mismatch(
+                    r,
+                    t.file,
+                    "status".into(),
+                    "(no row)".into(),
+                    o.status.as_str().into(),
+                    None,
+                ));
+                continue;
+            };
+            let got = [
+                Some(r.lambda),
+                Some(r.lr),
+                o.train_loss,
+                o.val_loss,
+                o.l2_penalty,
+            ];
+            for ((name, values), got) in FLOAT_COLUMNS.iter().zip(&t.floats).zip(got) {
+                found.extend(float_mismatch(
+                    r,
+                    t.file,
+                    name.to_string(),
+                    values[row],
+                    got,
+                ));
+            }
+            if t.seed[row] != Some(r.seed) {
+                found.push(mismatch(
+                    r,
+                    t.file,
+                    "seed".into(),
+                    t.seed[row].map_or("(empty)".into(), |s| s.to_string()),
+                    r.seed.to_string(),
+                    None,
+                ));
+            }
+            if t.status[row] != o.status.as_str() {
+                found.push(mismatch(
+                    r,
+                    t.file,
+                    "status".into(),
+                    t.status[row].clone(),
+                    o.status.as_str().into(),
+                    None,
+                ));
+            }
         }
         if curves.is_some() {
-            let theirs = jobs[row]
+            // By the job number of the first table that has the job.
+            let job = expected
+                .iter()
+                .zip(&rows)
+                .find_map(|(t, row)| row.map(|i| t.job[i]))
+                .flatten();
+            let theirs = job
                 .and_then(|j| curve_of.get(&j))
                 .cloned()
                 .unwrap_or_default();
@@ -236,25 +385,22 @@ pub fn compare(
             for e in 0..epochs {
                 let (t, v) = theirs.get(e).copied().unwrap_or((None, None));
                 let ours = o.curve.get(e);
-                differ(
+                let file = "curves.parquet";
+                found.extend(float_mismatch(
+                    r,
+                    file,
                     format!("train_loss @ epoch {e}"),
                     t,
                     ours.and_then(|x| x.train),
-                );
-                differ(format!("val_loss @ epoch {e}"), v, ours.and_then(|x| x.val));
+                ));
+                found.extend(float_mismatch(
+                    r,
+                    file,
+                    format!("val_loss @ epoch {e}"),
+                    v,
+                    ours.and_then(|x| x.val),
+                ));
             }
-        }
-        if status[row] != o.status.as_str() {
-            report.mismatches.push(Mismatch {
-                job: r.index.job,
-                lambda: r.lambda,
-                lr: r.lr,
-                seed: r.seed,
-                column: "status".into(),
-                expected: status[row].clone(),
-                got: o.status.as_str().into(),
-                abs_diff: None,
-            });
         }
     }
     Ok(report)
@@ -265,12 +411,25 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
     const SHOWN: usize = 20;
     let mut out = String::new();
     let dir = against.display();
-    if !report.missing.is_empty() {
+    if report.partial() {
         let _ = writeln!(
             out,
-            "{} of {} jobs are not in {dir} (no result with their key).",
-            report.missing.len(),
-            report.missing.len() + report.checked
+            "{dir} is a partial run: its best.json says \"complete\": false (not every job of \
+             its sweep had finished when it was written)."
+        );
+    }
+    if !report.missing.is_empty() {
+        let missing = report.missing.len();
+        let total = (missing + report.checked) as u64;
+        let (is, their) = if missing == 1 {
+            ("is", "its")
+        } else {
+            ("are", "their")
+        };
+        let _ = writeln!(
+            out,
+            "{missing} of {total} {} {is} not in {dir} (no result with {their} key).",
+            plural(total, "job")
         );
         match report.folder_numerics {
             Some(v) if v != i64::from(NUMERICS_VERSION) => {
@@ -292,10 +451,18 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
                         r.seed
                     );
                 }
-                let _ = writeln!(
-                    out,
-                    "  Is {dir} a run of this spec (same data and training settings)?"
-                );
+                if report.partial() {
+                    let _ = writeln!(
+                        out,
+                        "  They were never run there: finish the run by rerunning the command \
+                         that wrote {dir} (its finished jobs are kept), then verify again."
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "  Is {dir} a run of this spec (same data and training settings)?"
+                    );
+                }
             }
         }
     }
@@ -304,7 +471,7 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
             report.mismatches.iter().map(|m| m.job).collect();
         let _ = writeln!(
             out,
-            "{} {} in {} of {} jobs checked:",
+            "{} {} in {} of {} {} checked:",
             report.mismatches.len(),
             if report.mismatches.len() == 1 {
                 "value differs"
@@ -312,21 +479,23 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
                 "values differ"
             },
             jobs.len(),
-            report.checked
+            report.checked,
+            plural(report.checked as u64, "job")
         );
         let _ = writeln!(
             out,
-            "  {:>6}  {:>8}  {:>7}  {:>5}  {:<22}  {:>22}  {:>22}  {:>9}",
-            "job", "λ", "lr", "seed", "column", "expected", "got", "|diff|"
+            "  {:>6}  {:>8}  {:>7}  {:>5}  {:<14}  {:<22}  {:>22}  {:>22}  {:>9}",
+            "job", "λ", "lr", "seed", "file", "column", "expected", "got", "|diff|"
         );
         for m in report.mismatches.iter().take(SHOWN) {
             let _ = writeln!(
                 out,
-                "  {:>6}  {:>8}  {:>7}  {:>5}  {:<22}  {:>22}  {:>22}  {:>9}",
+                "  {:>6}  {:>8}  {:>7}  {:>5}  {:<14}  {:<22}  {:>22}  {:>22}  {:>9}",
                 m.job,
                 short(m.lambda),
                 short(m.lr),
                 m.seed,
+                m.file,
                 m.column,
                 m.expected,
                 m.got,
@@ -344,19 +513,143 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
         let _ = writeln!(out, "  largest difference: {worst:.3e}");
     }
     if report.passed() {
+        let tables = report.tables.join(" and ");
         let what = if report.curves_compared {
-            "final metrics and every epoch's losses"
+            format!("final metrics in {tables}, and every epoch's losses in curves.parquet")
         } else {
-            "final metrics (the folder has no curves.parquet, so the per-epoch losses were not \
-             compared; a run keeps them with --curves on)"
+            format!(
+                "final metrics in {tables} (the folder has no curves.parquet, so the per-epoch \
+                 losses were not compared; a run keeps them with --curves on)"
+            )
         };
+        let partial = if report.partial() {
+            format!(" {dir} is a partial run: the jobs it has not run yet are not checked.")
+        } else {
+            String::new()
+        };
+        let checked = report.checked as u64;
         let _ = writeln!(
             out,
-            "verified: {} jobs match {dir} bit for bit: {what}.",
-            report.checked
+            "verified: {checked} {} {} {dir} bit for bit: {what}.{partial}",
+            plural(checked, "job"),
+            if checked == 1 { "matches" } else { "match" }
         );
+    } else if report.partial() {
+        let _ = writeln!(out, "verification FAILED against {dir}, a partial run.");
     } else {
         let _ = writeln!(out, "verification FAILED against {dir}.");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::JobIndex;
+    use crate::train::{Outcome, Status};
+
+    fn job(n: u64) -> JobResult {
+        JobResult {
+            index: JobIndex {
+                job: n,
+                lambda: 0,
+                lr: 0,
+                seed: n as usize,
+            },
+            key: format!("key{n}"),
+            lambda: 0.3,
+            lr: 0.01,
+            seed: n,
+            outcome: Outcome {
+                status: Status::Ok,
+                train_loss: Some(1.0),
+                val_loss: Some(2.0),
+                l2_penalty: Some(3.0),
+                curve: Vec::new(),
+            },
+        }
+    }
+
+    fn report(checked: usize) -> VerifyReport {
+        VerifyReport {
+            checked,
+            tables: vec!["jobs.csv"],
+            ..VerifyReport::default()
+        }
+    }
+
+    #[test]
+    fn verify_counts_one_job_in_the_singular() {
+        let dir = Path::new("results/x");
+        let text = render(&report(1), dir);
+        assert!(text.contains("verified: 1 job matches results/x"), "{text}");
+        let text = render(&report(2), dir);
+        assert!(text.contains("verified: 2 jobs match results/x"), "{text}");
+
+        let mut one_missing = report(0);
+        one_missing.missing.push(job(0));
+        let text = render(&one_missing, dir);
+        assert!(
+            text.contains("1 of 1 job is not in results/x (no result with its key)"),
+            "{text}"
+        );
+        let mut two_missing = report(1);
+        two_missing.missing.extend([job(0), job(2)]);
+        let text = render(&two_missing, dir);
+        assert!(
+            text.contains("2 of 3 jobs are not in results/x (no result with their key)"),
+            "{text}"
+        );
+
+        let mut differs = report(1);
+        differs.mismatches.push(mismatch(
+            &job(1),
+            "jobs.csv",
+            "val_loss".into(),
+            "2".into(),
+            "2.5".into(),
+            Some(0.5),
+        ));
+        let text = render(&differs, dir);
+        assert!(
+            text.contains("1 value differs in 1 of 1 job checked:"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn verify_finds_an_edit_in_one_table_and_names_that_table() {
+        use polars::prelude::{Column, DataFrame};
+        let frame = |val_loss: f64| {
+            DataFrame::new_infer_height(vec![
+                Column::new("job".into(), [0u64]),
+                Column::new("key".into(), ["key0"]),
+                Column::new("lambda".into(), [0.3]),
+                Column::new("lr".into(), [0.01]),
+                Column::new("seed".into(), [0u64]),
+                Column::new("status".into(), ["ok"]),
+                Column::new("train_loss".into(), [1.0]),
+                Column::new("val_loss".into(), [val_loss]),
+                Column::new("l2_penalty".into(), [3.0]),
+            ])
+            .unwrap()
+        };
+        let tables = [
+            JobsTable {
+                file: "jobs.parquet",
+                frame: frame(2.0),
+            },
+            JobsTable {
+                file: "jobs.csv",
+                frame: frame(2.5),
+            },
+        ];
+        let found = compare(&tables, None, &[job(0)]).unwrap();
+        assert_eq!(found.checked, 1);
+        let [m] = found.mismatches.as_slice() else {
+            panic!("{found:?}");
+        };
+        assert_eq!((m.file, m.column.as_str()), ("jobs.csv", "val_loss"));
+        assert_eq!((m.expected.as_str(), m.got.as_str()), ("2.5", "2"));
+    }
 }

@@ -143,3 +143,158 @@ fn verify_reports_a_changed_value_and_exits_1() {
         verify::sample_jobs(40, Some(7))
     );
 }
+
+/// Copies `files` of the golden `ci` folder into `to`.
+fn copy_golden(to: &Path, files: &[&str]) {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/ci");
+    std::fs::create_dir_all(to).unwrap();
+    for file in files {
+        std::fs::copy(golden.join(file), to.join(file)).unwrap();
+    }
+}
+
+/// Rewrites a folder's jobs.csv, letting `edit` change its data rows.
+fn edit_jobs_csv(dir: &Path, edit: impl FnOnce(&mut Vec<Vec<String>>)) {
+    let (header, mut rows) = read_csv(&dir.join("jobs.csv"));
+    edit(&mut rows);
+    let mut text = header.join(",") + "\n";
+    for row in rows {
+        text += &(row.join(",") + "\n");
+    }
+    std::fs::write(dir.join("jobs.csv"), text).unwrap();
+}
+
+fn verify_ci(against: &Path, extra: &[&str]) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    wdsweep()
+        .arg("verify")
+        .arg(root.join("sweeps/ci.toml"))
+        .args(extra)
+        .arg("--against")
+        .arg(against)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn verify_compares_jobs_csv_as_well_as_jobs_parquet_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = dir.path().join("both");
+    copy_golden(&both, &["spec.toml", "jobs.parquet", "jobs.csv"]);
+    // An edit to the CSV alone, as a hand edit or a merge would make: one
+    // training loss one unit in the last place off.
+    edit_jobs_csv(&both, |rows| {
+        let v: f64 = rows[5][6].parse().unwrap();
+        rows[5][6] = f64::from_bits(v.to_bits() + 1).to_string();
+    });
+    let o = verify_ci(&both, &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("1 value differs in 1 of 40 jobs"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains("train_loss"))
+        .unwrap_or_else(|| panic!("no train_loss row: {text}"));
+    assert!(
+        row.contains("jobs.csv") && !row.contains("jobs.parquet"),
+        "{row}"
+    );
+    assert!(row.trim_start().starts_with("5 "), "{row}");
+
+    // A row that the CSV lost is a difference in the CSV, not a missing job.
+    let lost = dir.path().join("lost");
+    copy_golden(&lost, &["spec.toml", "jobs.parquet", "jobs.csv"]);
+    edit_jobs_csv(&lost, |rows| {
+        rows.remove(12);
+    });
+    let report = verify::verify(&VerifyOptions {
+        spec: Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/ci.toml"),
+        against: lost.clone(),
+        sample: None,
+        threads: Some(2),
+        max_jobs: u64::MAX,
+    })
+    .unwrap();
+    assert!(report.missing.is_empty());
+    assert_eq!(report.checked, 40);
+    assert_eq!(report.tables, ["jobs.parquet", "jobs.csv"]);
+    let [m] = report.mismatches.as_slice() else {
+        panic!("{}", verify::render(&report, &lost));
+    };
+    assert_eq!(
+        (m.job, m.file, m.column.as_str(), m.expected.as_str()),
+        (12, "jobs.csv", "status", "(no row)")
+    );
+
+    // Both tables untouched: every job matches, and the line says both
+    // were compared.
+    let fine = dir.path().join("fine");
+    copy_golden(&fine, &["spec.toml", "jobs.parquet", "jobs.csv"]);
+    let o = verify_ci(&fine, &["--sample", "5"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("in jobs.parquet and jobs.csv"), "{text}");
+}
+
+#[test]
+fn verify_says_when_the_folder_is_a_partial_run() {
+    // Shard 0 of 2, merged alone, leaves a partial folder with job 0 (seed
+    // 0) only.
+    let dir = tempfile::tempdir().unwrap();
+    let grid = "[data]\nnum_inputs = 30\n[grid]\nlambda = [0.3]\nlr = [0.01]\n";
+    let two = write_spec(
+        dir.path(),
+        "two.toml",
+        &format!("{grid}seed = {{ count = 2 }}\n"),
+    );
+    let out = dir.path().join("out");
+    let o = run(&two, &out, &["--shard", "0/2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = wdsweep().arg("merge").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let verify = |spec: &Path| {
+        wdsweep()
+            .arg("verify")
+            .arg(spec)
+            .arg("--against")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+
+    // Job 1 was never run there: the folder is partial, and the hint says
+    // so rather than doubting the spec.
+    let o = verify(&two);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert_mentions(
+        &text,
+        &[
+            "is a partial run",
+            "never run there",
+            "rerunning the command",
+        ],
+    );
+    assert!(!text.contains("a run of this spec"), "{text}");
+    assert!(text.contains("1 of 2 jobs is not in"), "{text}");
+    assert!(
+        text.trim_end().lines().last().unwrap().contains("partial"),
+        "{text}"
+    );
+
+    // A spec of job 0 alone checks only what the folder holds: it passes,
+    // and its last line still says that the folder is partial.
+    let one = write_spec(
+        dir.path(),
+        "one.toml",
+        &format!("{grid}seed = {{ count = 1 }}\n"),
+    );
+    let o = verify(&one);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{text}");
+    let last = text.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with("verified: 1 job matches") && last.contains("is a partial run"),
+        "{text}"
+    );
+}
