@@ -42,7 +42,7 @@ enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
-        /// Print nothing but errors.
+        /// Print nothing but errors (and the timings, if -v asks for them).
         #[arg(short, long)]
         quiet: bool,
         /// Remove the results already in the output folder (and its shards)
@@ -66,8 +66,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Curves::Auto)]
         curves: Curves,
         /// Print where the wall time went (spec, data, training, writing,
-        /// aggregation, plots).
-        #[arg(short, long, visible_alias = "timings", conflicts_with = "quiet")]
+        /// aggregation, plots), also under -q: `-q -v` prints only that.
+        #[arg(short, long, visible_alias = "timings")]
         verbose: bool,
     },
     /// Rerun a spec and compare every job, bit for bit, with a results

@@ -290,3 +290,20 @@ fn a_closed_pipe_or_a_full_stdout_never_panics() {
         "the results were written before the report"
     );
 }
+
+#[test]
+fn quiet_with_timings_prints_the_timings_alone() {
+    // benches/compare.sh reads the training time from `-q -v`.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "small.toml", SMALL);
+    let o = run(&spec, &dir.path().join("out"), &["-v"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_mentions(&err, &["wall time:", "; training ", " s on "]);
+}
