@@ -732,21 +732,7 @@ mod tests {
 
     #[test]
     fn a_csv_that_is_not_utf8_is_refused_with_its_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.csv");
-        std::fs::write(&path, b"a,y\n1,2\ncaf\xe9,3\n").unwrap();
-        let Err(err) = Table::load(
-            TableSettings {
-                path,
-                written: "t.csv".into(),
-                format: Format::Csv,
-                target: "y".into(),
-                features: None,
-                split: Split::TrainRows(1),
-                standardize: false,
-            },
-            "s.toml",
-        ) else {
+        let Err(err) = table_bytes(b"a,y\n1,2\ncaf\xe9,3\n", Split::TrainRows(1), false) else {
             panic!("a Latin-1 file was read");
         };
         assert!(
@@ -789,9 +775,14 @@ mod tests {
 
     /// A table read from `csv`, with the given split and standardisation.
     fn table(csv: &str, split: Split, standardize: bool) -> Result<Table, String> {
+        table_bytes(csv.as_bytes(), split, standardize)
+    }
+
+    /// [`table`] from bytes that need not be text.
+    fn table_bytes(bytes: &[u8], split: Split, standardize: bool) -> Result<Table, String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
-        std::fs::write(&path, csv).unwrap();
+        std::fs::write(&path, bytes).unwrap();
         Table::load(
             TableSettings {
                 path,
