@@ -60,6 +60,23 @@ pub fn acquire_shared(dir: &Path) -> Result<FolderLock> {
     }
 }
 
+/// Who holds a lock on `dir` right now, if anyone: for `--dry-run`, which
+/// looks without taking the lock or creating anything.
+pub fn holder(dir: &Path) -> Option<String> {
+    let mut file = File::open(dir.join(LOCK_FILE)).ok()?;
+    match file.try_lock() {
+        Ok(()) => None,
+        Err(_) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            Some(match pid.trim() {
+                "" => "another process, or shards of this sweep".to_string(),
+                pid => format!("pid {pid}"),
+            })
+        }
+    }
+}
+
 /// Takes the lock on `dir` (which must exist) alone, or says who holds it.
 pub fn acquire(dir: &Path) -> Result<FolderLock> {
     let path = dir.join(LOCK_FILE);
@@ -108,6 +125,23 @@ mod tests {
         );
         drop(held);
         acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn the_holder_of_a_lock_is_found_without_taking_it() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(holder(dir.path()), None);
+        assert!(
+            !dir.path().join(LOCK_FILE).exists(),
+            "looking created the file"
+        );
+        let held = acquire(dir.path()).unwrap();
+        assert_eq!(
+            holder(dir.path()),
+            Some(format!("pid {}", std::process::id()))
+        );
+        drop(held);
+        assert_eq!(holder(dir.path()), None);
     }
 
     #[test]

@@ -464,6 +464,17 @@ pub fn dry_run(opts: &RunOptions) -> Result<String> {
             format!("holds a DIFFERENT experiment ({what}); a run refuses without --fresh")
         }
     };
+    let locked = match opts.shard {
+        Some(s) => s.dir(&out),
+        None => out.clone(),
+    };
+    let folder = match lock::holder(&locked) {
+        Some(who) => format!(
+            "{folder}; in use right now by a running sweep ({who}), so a run would be refused \
+             until it ends"
+        ),
+        None => folder,
+    };
     let g = &spec.grid;
 
     // What a run would do: which jobs, and how many are already done.

@@ -344,13 +344,17 @@ fn a_whole_grid_run_and_a_shard_never_run_on_one_folder_at_once() {
         assert!(!out.join(name).exists(), "{name} was written");
     }
 
-    // The whole grid runs: a shard would repeat its jobs.
+    // The whole grid runs: a shard would repeat its jobs, and a dry run
+    // says so.
     let running = start(&spec, &out, &[], &out.join("spec.toml"));
+    let dry = run_loud(&spec, &out, &["--dry-run"]);
     let o = shard(&spec, &out, "0/2");
     stop(running);
     assert!(!o.status.success());
     assert_mentions(&stderr(&o), &["whole grid", "--out DIR"]);
     assert!(!out.join("shards/shard-0-of-2").exists());
+    let dry = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert_mentions(&dry, &["in use right now by a running sweep (pid "]);
 
     // Shards run side by side.
     let first = start(
