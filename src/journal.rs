@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::key::KEY_LEN;
 use crate::train::{EpochLoss, Outcome, Status};
 
 pub const JOURNAL_FILE: &str = "journal.bin";
@@ -59,10 +60,33 @@ pub struct Damage {
     pub bytes: u64,
     /// Where the first of them was.
     pub at: u64,
-    /// Whether intact records followed (damage inside the file, which was
-    /// rewritten without it) or the bytes were the file's tail (a torn last
-    /// write, cut off).
-    pub inside: bool,
+    /// Whether they were only the start of a record whose write was cut
+    /// short (a killed run, a full disk), which is expected after a crash;
+    /// otherwise the file was damaged (a bad disk, an edit).
+    pub torn: bool,
+}
+
+/// Whether `rest`, the bytes from the first unreadable one to the end of
+/// the file, can be a record whose write was cut short: its frame must run
+/// past the end, and what there is of it must read as the start of a
+/// record (the key's length, then hex digits). Garbage or zeros over the
+/// end of a journal are damage, not a torn write, and are reported so.
+fn torn_write(rest: &[u8]) -> bool {
+    let Some(len) = rest.get(..4) else {
+        return true;
+    };
+    let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+    if len.saturating_add(12) <= rest.len() {
+        return false;
+    }
+    let payload = &rest[4..];
+    match payload.split_first() {
+        None => true,
+        Some((&key_len, key)) => {
+            usize::from(key_len) == KEY_LEN
+                && key.iter().take(KEY_LEN).all(|b| b.is_ascii_hexdigit())
+        }
+    }
 }
 
 fn put_opt(buf: &mut Vec<u8>, x: Option<f64>) {
@@ -305,10 +329,10 @@ impl Journal {
             Some(Damage {
                 bytes: found.damaged_bytes() as u64,
                 at: found.damaged[0].start as u64,
-                inside: true,
+                torn: false,
             })
         } else {
-            // Only a torn last write: cut it off.
+            // Unreadable bytes at the end only: cut them off.
             let intact = found.damaged[0].start;
             file.set_len(intact as u64)
                 .and_then(|_| file.sync_all())
@@ -317,7 +341,7 @@ impl Journal {
             Some(Damage {
                 bytes: (bytes.len() - intact) as u64,
                 at: intact as u64,
-                inside: false,
+                torn: torn_write(&bytes[intact..]),
             })
         };
         let mut done = HashMap::with_capacity(found.records.len());
@@ -426,6 +450,24 @@ mod tests {
     }
 
     #[test]
+    fn a_torn_write_is_told_from_damage_over_the_end() {
+        let mut buf = Vec::new();
+        encode(&mut buf, &record(1, Status::Ok));
+        let one = buf.len();
+        // Every cut of a record is a torn write.
+        for cut in 0..one {
+            assert!(torn_write(&buf[..cut]), "cut at {cut}");
+        }
+        // Zeros, garbage and a whole record with a bad checksum are not.
+        let mut bad = buf.clone();
+        bad[one - 1] ^= 1;
+        let garbage: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        for rest in [&vec![0u8; 500][..], &garbage, &bad] {
+            assert!(!torn_write(rest), "{:?}", &rest[..8]);
+        }
+    }
+
+    #[test]
     fn opening_rewrites_a_journal_damaged_inside_without_the_damage() {
         let dir = tempfile::tempdir().unwrap();
         let mut buf = Vec::new();
@@ -441,8 +483,8 @@ mod tests {
         assert_eq!(opened.done.len(), 3);
         let damage = opened.damage.expect("damage reported");
         assert_eq!(
-            (damage.bytes, damage.at, damage.inside),
-            ((starts[2] - starts[1]) as u64, starts[1] as u64, true)
+            (damage.bytes, damage.at, damage.torn),
+            ((starts[2] - starts[1]) as u64, starts[1] as u64, false)
         );
         let mut more = Vec::new();
         encode(&mut more, &record(9, Status::Diverged));
@@ -469,8 +511,8 @@ mod tests {
         assert_eq!(opened.done.len(), 1);
         let damage = opened.damage.expect("damage reported");
         assert_eq!(
-            (damage.bytes, damage.at, damage.inside),
-            ((buf.len() - 3 - keep) as u64, keep as u64, false)
+            (damage.bytes, damage.at, damage.torn),
+            ((buf.len() - 3 - keep) as u64, keep as u64, true)
         );
         let mut more = Vec::new();
         encode(&mut more, &record(3, Status::Diverged));

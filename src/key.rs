@@ -113,8 +113,11 @@ pub fn job_key(
     short_hex(&h)
 }
 
+/// The length of a job key: 32 hex digits, 128 bits of BLAKE3.
+pub const KEY_LEN: usize = 32;
+
 fn short_hex(h: &blake3::Hasher) -> String {
-    h.finalize().to_hex()[..32].to_string()
+    h.finalize().to_hex()[..KEY_LEN].to_string()
 }
 
 #[cfg(test)]

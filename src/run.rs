@@ -655,12 +655,11 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         .build()
         .context("cannot start the worker threads")?;
     match damage {
-        // Damage inside the file is not the aftermath of a kill: it is said
-        // even under -q.
-        Some(d) if d.inside => tell!(
+        // Damage is not the aftermath of a kill: it is said even under -q.
+        Some(d) if !d.torn => tell!(
             "wdsweep: warning: {} is damaged: {} bytes from byte {} could not be read; the jobs \
-             they held run again, and the {} intact records around them are kept (the file was \
-             rewritten without the damage). Check the disk it is on.",
+             they held run again, and the {} intact records are kept (the file was repaired \
+             without the damage). Check the disk it is on.",
             journal.path().display(),
             grouped(d.bytes),
             grouped(d.at),

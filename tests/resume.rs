@@ -463,3 +463,23 @@ fn a_damaged_byte_inside_the_journal_costs_only_its_job() {
     assert_same_files(&out, &reference);
     assert_eq!(journal_keys(&out).len(), 120);
 }
+
+#[test]
+fn garbage_over_the_end_of_the_journal_is_reported_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[data]\nnum_inputs = 30\n[grid]\nlambda = [0, 3]\nseed = { count = 30 }\n";
+    let spec = write_spec(dir.path(), "s.toml", text);
+    let out = dir.path().join("out");
+    assert!(run(&spec, &out, &[]).status.success());
+    let path = out.join("journal.bin");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let end = bytes.len();
+    // Zeros over the last fifth: not a write cut short.
+    bytes[end - end / 5..].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let o = run(&spec, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_mentions(&stderr(&o), &["journal.bin is damaged", "Check the disk"]);
+    assert_eq!(journal_keys(&out).len(), 60);
+}
