@@ -117,8 +117,21 @@ impl Table {
         })?;
         let hash = blake3::hash(&bytes);
         let unreadable = |e: polars::prelude::PolarsError| {
+            // The reader's first sentence; what follows is advice about
+            // options of its own (infer_schema_length, ignore_errors, …)
+            // that a spec cannot set.
+            let text = e.to_string();
+            let first = text
+                .split("You might want to try")
+                .next()
+                .unwrap_or(&text)
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("")
+                .to_string();
             format!(
-                "{shown}: cannot be read as {}: {e} (if it is not {0}, set [data] format in \
+                "{shown}: cannot be read as {}: {first} (if it is not {0}, set [data] format in \
                  {spec})",
                 settings.format
             )
@@ -136,14 +149,22 @@ impl Table {
             ));
         }
         let frame = match settings.format {
-            Format::Csv => read_csv(&bytes).map_err(|e| match longer_row(&bytes) {
-                Some(long) => format!(
-                    "{shown}: row {} (line {} of the file) has {} cells, but the header names {} \
-                     columns; remove the extra cells (a stray comma?), or quote a cell that \
-                     holds a comma",
-                    long.row, long.line, long.cells, long.header
-                ),
-                None => unreadable(e),
+            Format::Csv => read_csv(&bytes).map_err(|e| {
+                if let Some(long) = longer_row(&bytes) {
+                    return format!(
+                        "{shown}: row {} (line {} of the file) has {} cells, but the header names \
+                         {} columns; remove the extra cells (a stray comma?), or quote a cell \
+                         that holds a comma",
+                        long.row, long.line, long.cells, long.header
+                    );
+                }
+                if let Some(line) = unclosed_quote(&bytes) {
+                    return format!(
+                        "{shown}: line {line} opens a quoted cell that is never closed; add the \
+                         closing \" (a \" inside a quoted cell is written \"\")"
+                    );
+                }
+                unreadable(e)
             })?,
             Format::Parquet => {
                 read_parquet(&bytes, &settings, &shown, spec).map_err(|e| match e {
@@ -244,6 +265,20 @@ impl Table {
                     "{shown}: row {} (line {line} of the file) is a blank line, which reads as \
                      a row of empty cells; remove the line",
                     row + 1
+                ));
+            }
+            // A short row reads as empty cells at its end: say what it is.
+            let header = lines(&bytes).and_then(|l| l.first().map(|h| h.cells));
+            if let (Some(r), Some(header), Bad::Empty) = (record, header, &bad)
+                && r.cells < header
+            {
+                return Err(format!(
+                    "{shown}: row {} (line {} of the file) has {} cells, but the header names {} \
+                     columns; add the missing cells, or remove the row",
+                    row + 1,
+                    r.line,
+                    r.cells,
+                    header
                 ));
             }
             let line = record
@@ -511,6 +546,25 @@ struct LongerRow {
     header: usize,
 }
 
+/// The line on which a CSV file's last quoted cell opens, if that cell
+/// never closes.
+fn unclosed_quote(bytes: &[u8]) -> Option<usize> {
+    let (mut line, mut opened, mut quoted) = (1, 1, false);
+    for &b in bytes {
+        match b {
+            b'"' => {
+                quoted = !quoted;
+                if quoted {
+                    opened = line;
+                }
+            }
+            b'\n' => line += 1,
+            _ => {}
+        }
+    }
+    quoted.then_some(opened)
+}
+
 /// The first row of a CSV file with more cells than its header, for the
 /// message that replaces the reader's, which names no row.
 fn longer_row(bytes: &[u8]) -> Option<LongerRow> {
@@ -760,6 +814,25 @@ mod tests {
         );
         // 1e150 itself is fine.
         assert!(table("a,y\n1,2\n3,-1e150\n5,6\n", Split::TrainRows(2), true).is_ok());
+    }
+
+    #[test]
+    fn a_short_row_and_an_unclosed_quote_are_named_with_their_lines() {
+        let Err(err) = table("a,b,y\n1,2,3\n4,5\n7,8,9\n", Split::TrainRows(2), true) else {
+            panic!("a short row was read");
+        };
+        assert!(
+            err.contains("row 2 (line 3 of the file) has 2 cells, but the header names 3"),
+            "{err}"
+        );
+        let Err(err) = table("a,b,y\n1,2,3\n\"4,5,6\n7,8,9\n", Split::TrainRows(1), true) else {
+            panic!("an unclosed quote was read");
+        };
+        assert!(
+            err.contains("line 3 opens a quoted cell that is never closed"),
+            "{err}"
+        );
+        assert!(err.lines().count() == 1, "{err}");
     }
 
     #[test]
