@@ -786,6 +786,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         &results,
         complete,
         keep_curves,
+        opts.quiet,
         Some(&mut timings),
     )?;
     let diverged: u64 = cells.iter().map(|c| c.n_diverged).sum();
@@ -904,6 +905,7 @@ pub fn merge(out: &Path, quiet: bool, max_jobs: u64) -> Result<MergeReport> {
         &merged.results,
         complete,
         keep_curves,
+        quiet,
         None,
     )?;
     if !quiet {
@@ -933,6 +935,7 @@ fn write_outputs(
     results: &[JobResult],
     complete: bool,
     keep_curves: bool,
+    quiet: bool,
     timings: Option<&mut Timings>,
 ) -> Result<(Vec<summary::Cell>, Option<Choice>)> {
     let mut local = Timings::default();
@@ -982,6 +985,7 @@ fn write_outputs(
         &jobs,
         curves.as_ref(),
         !complete,
+        quiet,
     )?;
     timings.plots = lap();
     Ok((cells, choice))
@@ -1065,6 +1069,7 @@ fn draw(
     jobs: &polars::prelude::DataFrame,
     curves: Option<&polars::prelude::DataFrame>,
     partial: bool,
+    quiet: bool,
 ) -> Result<()> {
     let points: Vec<plot::Cell> = cells
         .iter()
@@ -1128,14 +1133,16 @@ fn draw(
                     fs::remove_file(&path)
                         .with_context(|| format!("cannot remove {}", path.display()))?;
                 }
-                tell!(
-                    "wdsweep: loss_curves.png is not drawn: its {} jobs of {} epochs would \
+                if !quiet {
+                    tell!(
+                        "wdsweep: loss_curves.png is not drawn: its {} jobs of {} epochs would \
                      need {} curve rows (the figure takes at most {})",
-                    wanted.len(),
-                    grouped(spec.train.epochs as u64),
-                    grouped(rows),
-                    grouped(PLOT_RERUN_MAX_ROWS)
-                );
+                        wanted.len(),
+                        grouped(spec.train.epochs as u64),
+                        grouped(rows),
+                        grouped(PLOT_RERUN_MAX_ROWS)
+                    );
+                }
                 return Ok(());
             }
             rerun = store::curves_frame(&sweep::run_jobs(

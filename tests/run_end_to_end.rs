@@ -307,3 +307,28 @@ fn quiet_with_timings_prints_the_timings_alone() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_mentions(&err, &["wall time:", "; training ", " s on "]);
 }
+
+#[test]
+fn a_loss_curve_figure_too_long_to_rerun_is_skipped_and_said_unless_quiet() {
+    // Two jobs of 600 000 epochs without kept curves: the figure would
+    // rerun 1.2 million epoch rows, over its limit of a million.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "long.toml",
+        "[data]\nnum_train = 5\nnum_val = 5\nnum_inputs = 3\n[train]\nepochs = 600000\n\
+         [grid]\nlambda = [1]\nseed = { count = 2 }\n",
+    );
+    let out = dir.path().join("out");
+    let o = run(&spec, &out, &["--curves", "off"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "-q prints nothing but errors");
+    assert!(!out.join("loss_curves.png").exists());
+    assert!(out.join("val_loss_vs_lambda.png").exists());
+    let o = run_loud(&spec, &out, &["--curves", "off"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_mentions(
+        &stderr(&o),
+        &["loss_curves.png is not drawn", "1 200 002 curve rows"],
+    );
+}
