@@ -977,7 +977,7 @@ fn write_outputs(
         &out.join("best.json"),
         &report::best_json(choice.as_ref(), &cells, complete),
     )?;
-    draw(
+    let note = draw(
         out,
         spec,
         &cells,
@@ -985,8 +985,12 @@ fn write_outputs(
         &jobs,
         curves.as_ref(),
         !complete,
-        quiet,
     )?;
+    if let Some(note) = note
+        && !quiet
+    {
+        tell!("{note}");
+    }
     timings.plots = lap();
     Ok((cells, choice))
 }
@@ -1060,7 +1064,7 @@ fn spawn_journal_writer(
 /// run kept no curves (about 32 MB).
 const PLOT_RERUN_MAX_ROWS: u64 = 1_000_000;
 
-/// Renders both figures.
+/// Renders both figures; a note for the user when one is not drawn.
 fn draw(
     out: &Path,
     spec: &Spec,
@@ -1069,8 +1073,7 @@ fn draw(
     jobs: &polars::prelude::DataFrame,
     curves: Option<&polars::prelude::DataFrame>,
     partial: bool,
-    quiet: bool,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let points: Vec<plot::Cell> = cells
         .iter()
         .map(|c| plot::Cell {
@@ -1133,17 +1136,14 @@ fn draw(
                     fs::remove_file(&path)
                         .with_context(|| format!("cannot remove {}", path.display()))?;
                 }
-                if !quiet {
-                    tell!(
-                        "wdsweep: loss_curves.png is not drawn: its {} jobs of {} epochs would \
+                return Ok(Some(format!(
+                    "wdsweep: loss_curves.png is not drawn: its {} jobs of {} epochs would \
                      need {} curve rows (the figure takes at most {})",
-                        wanted.len(),
-                        grouped(spec.train.epochs as u64),
-                        grouped(rows),
-                        grouped(PLOT_RERUN_MAX_ROWS)
-                    );
-                }
-                return Ok(());
+                    wanted.len(),
+                    grouped(spec.train.epochs as u64),
+                    grouped(rows),
+                    grouped(PLOT_RERUN_MAX_ROWS)
+                )));
             }
             rerun = store::curves_frame(&sweep::run_jobs(
                 spec,
@@ -1181,7 +1181,7 @@ fn draw(
         ),
         partial,
     )?;
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]
