@@ -148,6 +148,9 @@ impl Table {
                  file as UTF-8 (a spreadsheet's \"CSV UTF-8\"), or convert it with iconv"
             ));
         }
+        // Every column of the file, for messages: a Parquet file's frame
+        // holds only the columns the spec uses.
+        let mut all_columns = None;
         let frame = match settings.format {
             Format::Csv => read_csv(&bytes).map_err(|e| {
                 if let Some(long) = longer_row(&bytes) {
@@ -167,10 +170,13 @@ impl Table {
                 unreadable(e)
             })?,
             Format::Parquet => {
-                read_parquet(&bytes, &settings, &shown, spec).map_err(|e| match e {
-                    ParquetError::Polars(e) => unreadable(e),
-                    ParquetError::Message(m) => m,
-                })?
+                let (frame, all) =
+                    read_parquet(&bytes, &settings, &shown, spec).map_err(|e| match e {
+                        ParquetError::Polars(e) => unreadable(e),
+                        ParquetError::Message(m) => m,
+                    })?;
+                all_columns = Some(all);
+                frame
             }
         };
         let names: Vec<String> = frame
@@ -190,19 +196,20 @@ impl Table {
                  column a name of its own"
             ));
         }
+        let all_columns = all_columns.unwrap_or_else(|| names.clone());
         let find = |name: &str, key: &str| -> Result<usize, String> {
             names.iter().position(|c| c == name).ok_or_else(|| {
-                let near = names
+                let near = all_columns
                     .iter()
                     .find(|c| c.eq_ignore_ascii_case(name))
                     .map(|c| format!("; did you mean '{c}'?"))
                     .unwrap_or_else(|| {
-                        let known: Vec<&str> = names.iter().map(String::as_str).collect();
+                        let known: Vec<&str> = all_columns.iter().map(String::as_str).collect();
                         grid::suggest(name, &known)
                     });
                 format!(
                     "{shown} has no column {name:?} ({key} in {spec}){near} (its columns are {})",
-                    names.join(", ")
+                    all_columns.join(", ")
                 )
             })
         };
@@ -592,16 +599,18 @@ enum ParquetError {
 /// checking from the file's schema that each is stored in a type this
 /// build reads: integers, floats and decimals, and booleans and text (which
 /// then fail cell by cell with their row). Columns the spec does not
-/// use are never read, whatever their type.
+/// use are never read, whatever their type. Also returns the names of all
+/// the file's columns, for messages.
 fn read_parquet(
     bytes: &[u8],
     settings: &TableSettings,
     shown: &str,
     spec: &str,
-) -> Result<DataFrame, ParquetError> {
+) -> Result<(DataFrame, Vec<String>), ParquetError> {
     use polars::prelude::ArrowDataType as A;
     let mut reader = ParquetReader::new(Cursor::new(bytes));
     let schema = reader.schema().map_err(ParquetError::Polars)?;
+    let all: Vec<String> = schema.iter_values().map(|f| f.name.to_string()).collect();
     let wanted = |name: &str| {
         name == settings.target
             || settings
@@ -649,10 +658,11 @@ fn read_parquet(
         }
         keep.push(field.name.to_string());
     }
-    reader
+    let frame = reader
         .with_columns(Some(keep))
         .finish()
-        .map_err(ParquetError::Polars)
+        .map_err(ParquetError::Polars)?;
+    Ok((frame, all))
 }
 
 /// A column as finite numbers, or the first bad cell: its row (from 0) and

@@ -525,3 +525,21 @@ fn a_header_that_names_a_column_twice_is_refused() {
     let err = refused("x,x,y\n1,2,3\n2,1,4\n3,5,2\n4,4,1\n5,3,6\n", "");
     assert_mentions(&err, &["data.csv", "\"x\" more than once"]);
 }
+
+#[test]
+fn a_misspelt_parquet_feature_lists_every_column_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), "small_types.parquet");
+    let err = refused_in(
+        dir.path(),
+        "[data]\npath = \"small_types.parquet\"\ntarget = \"y\"\nfeatures = [\"i8\", \"u61\"]\n",
+    );
+    assert_mentions(
+        &err,
+        &[
+            "no column \"u61\"",
+            "did you mean",
+            "its columns are i8, i16, u8, u16, dec, y",
+        ],
+    );
+}
