@@ -71,11 +71,13 @@ pub struct VerifyReport {
     /// best.json's `complete`, where the folder has one: false for a run
     /// that was stopped before all its jobs had finished.
     pub folder_complete: Option<bool>,
+    /// Keys that a jobs table holds in more than one row: (file, key).
+    pub repeated: Vec<(&'static str, String)>,
 }
 
 impl VerifyReport {
     pub fn passed(&self) -> bool {
-        self.missing.is_empty() && self.mismatches.is_empty()
+        self.missing.is_empty() && self.mismatches.is_empty() && self.repeated.is_empty()
     }
 
     /// Whether the folder says it is a partial run.
@@ -203,6 +205,8 @@ const FLOAT_COLUMNS: [&str; 5] = ["lambda", "lr", "train_loss", "val_loss", "l2_
 struct Expected {
     file: &'static str,
     row_of: HashMap<String, usize>,
+    /// Keys found in more than one row, in the order met.
+    repeated: Vec<String>,
     job: Vec<Option<u64>>,
     seed: Vec<Option<u64>>,
     status: Vec<String>,
@@ -212,14 +216,19 @@ struct Expected {
 impl Expected {
     fn new(table: &JobsTable) -> Result<Expected> {
         let df = &table.frame;
-        let row_of = str_column(df, "key")?
-            .into_iter()
-            .enumerate()
-            .map(|(i, k)| (k, i))
-            .collect();
+        let mut row_of = HashMap::new();
+        let mut repeated = Vec::new();
+        for (i, k) in str_column(df, "key")?.into_iter().enumerate() {
+            if row_of.contains_key(&k) {
+                repeated.push(k);
+            } else {
+                row_of.insert(k, i);
+            }
+        }
         Ok(Expected {
             file: table.file,
             row_of,
+            repeated,
             job: u64_column(df, "job")?,
             seed: u64_column(df, "seed")?,
             status: str_column(df, "status")?,
@@ -307,6 +316,10 @@ pub fn compare(
     let mut report = VerifyReport {
         tables: tables.iter().map(|t| t.file).collect(),
         curves_compared: curves.is_some(),
+        repeated: expected
+            .iter()
+            .flat_map(|t| t.repeated.iter().map(|k| (t.file, k.clone())))
+            .collect(),
         ..VerifyReport::default()
     };
     for r in results {
@@ -505,12 +518,32 @@ pub fn render(report: &VerifyReport, against: &Path) -> String {
         if report.mismatches.len() > SHOWN {
             let _ = writeln!(out, "  … and {} more", report.mismatches.len() - SHOWN);
         }
+        // Only where some difference is between two numbers.
         let worst = report
             .mismatches
             .iter()
             .filter_map(|m| m.abs_diff)
-            .fold(0.0, f64::max);
-        let _ = writeln!(out, "  largest difference: {worst:.3e}");
+            .reduce(f64::max);
+        if let Some(worst) = worst {
+            let _ = writeln!(out, "  largest difference: {worst:.3e}");
+        }
+    }
+    for file in ["jobs.parquet", "jobs.csv"] {
+        let keys: Vec<&str> = report
+            .repeated
+            .iter()
+            .filter(|(f, _)| *f == file)
+            .map(|(_, k)| k.as_str())
+            .collect();
+        if let Some(first) = keys.first() {
+            let _ = writeln!(
+                out,
+                "{dir}/{file} holds {} {} in more than one row (the first: {first}); a jobs \
+                 table has one row per job.",
+                keys.len(),
+                plural(keys.len() as u64, "key")
+            );
+        }
     }
     if report.passed() {
         let tables = report.tables.join(" and ");

@@ -298,3 +298,36 @@ fn verify_says_when_the_folder_is_a_partial_run() {
         "{text}"
     );
 }
+
+#[test]
+fn verify_refuses_a_jobs_table_with_a_repeated_row() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let golden = root.join("tests/golden/ci");
+    let copy = dir.path().join("ci");
+    std::fs::create_dir(&copy).unwrap();
+    for file in ["spec.toml", "jobs.csv"] {
+        std::fs::copy(golden.join(file), copy.join(file)).unwrap();
+    }
+    // The same row twice: every value still matches.
+    let text = std::fs::read_to_string(copy.join("jobs.csv")).unwrap();
+    let again = text.lines().nth(5).unwrap().to_string();
+    std::fs::write(copy.join("jobs.csv"), format!("{text}{again}\n")).unwrap();
+
+    let o = wdsweep()
+        .args([
+            "verify",
+            root.join("sweeps/ci.toml").to_str().unwrap(),
+            "--against",
+        ])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("jobs.csv holds 1 key in more than one row") && text.contains("FAILED"),
+        "{text}"
+    );
+    assert!(!text.contains("largest difference"), "{text}");
+}
