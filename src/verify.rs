@@ -219,10 +219,13 @@ impl Expected {
         let mut row_of = HashMap::new();
         let mut repeated = Vec::new();
         for (i, k) in str_column(df, "key")?.into_iter().enumerate() {
-            if row_of.contains_key(&k) {
-                repeated.push(k);
-            } else {
-                row_of.insert(k, i);
+            match row_of.entry(k) {
+                std::collections::hash_map::Entry::Occupied(seen) => {
+                    repeated.push(seen.key().clone());
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
             }
         }
         Ok(Expected {
