@@ -71,7 +71,7 @@ pub struct Damage {
 /// past the end, and what there is of it must read as the start of a
 /// record (the key's length, then hex digits). Garbage or zeros over the
 /// end of a journal are damage, not a torn write, and are reported so.
-fn torn_write(rest: &[u8]) -> bool {
+pub fn torn_write(rest: &[u8]) -> bool {
     let Some(len) = rest.get(..4) else {
         return true;
     };

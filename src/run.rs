@@ -468,6 +468,25 @@ pub fn dry_run(opts: &RunOptions) -> Result<String> {
         Some(s) => s.dir(&out),
         None => out.clone(),
     };
+    // Damage a run would report (it repairs; a dry run only looks).
+    let folder = match fs::read(locked.join(journal::JOURNAL_FILE)) {
+        Ok(bytes) => {
+            let found = journal::scan(&bytes);
+            let torn = found.damaged.len() == 1
+                && !found.damaged_inside()
+                && journal::torn_write(&bytes[found.damaged[0].start..]);
+            if found.damaged.is_empty() || torn {
+                folder
+            } else {
+                format!(
+                    "{folder}; its journal is damaged: {} bytes cannot be read, and the jobs \
+                     they held would run again",
+                    grouped(found.damaged_bytes() as u64)
+                )
+            }
+        }
+        Err(_) => folder,
+    };
     let folder = match lock::holder(&locked) {
         Some(who) => format!(
             "{folder}; in use right now by a running sweep ({who}), so a run would be refused \

@@ -478,6 +478,14 @@ fn garbage_over_the_end_of_the_journal_is_reported_as_damage() {
     bytes[end - end / 5..].fill(0);
     std::fs::write(&path, &bytes).unwrap();
 
+    // A dry run says so, and changes nothing.
+    let dry = run_loud(&spec, &out, &["--dry-run"]);
+    assert_mentions(
+        &String::from_utf8_lossy(&dry.stdout),
+        &["its journal is damaged", "would run again"],
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
     let o = run(&spec, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_mentions(&stderr(&o), &["journal.bin is damaged", "Check the disk"]);
