@@ -119,19 +119,8 @@ fn verify_reports_a_changed_value_and_exits_1() {
 
     // A folder without curves is checked on its final metrics, and says so.
     let bare = dir.path().join("bare");
-    std::fs::create_dir(&bare).unwrap();
-    for file in ["spec.toml", "jobs.parquet"] {
-        std::fs::copy(golden.join(file), bare.join(file)).unwrap();
-    }
-    let o = wdsweep()
-        .args([
-            "verify",
-            root.join("sweeps/ci.toml").to_str().unwrap(),
-            "--against",
-        ])
-        .arg(&bare)
-        .output()
-        .unwrap();
+    copy_golden(&bare, &["spec.toml", "jobs.parquet"]);
+    let o = verify_ci(&bare, &[]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{text}");
     assert!(
@@ -301,28 +290,13 @@ fn verify_says_when_the_folder_is_a_partial_run() {
 
 #[test]
 fn verify_refuses_a_jobs_table_with_a_repeated_row() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let golden = root.join("tests/golden/ci");
     let copy = dir.path().join("ci");
-    std::fs::create_dir(&copy).unwrap();
-    for file in ["spec.toml", "jobs.csv"] {
-        std::fs::copy(golden.join(file), copy.join(file)).unwrap();
-    }
+    copy_golden(&copy, &["spec.toml", "jobs.csv"]);
     // The same row twice: every value still matches.
-    let text = std::fs::read_to_string(copy.join("jobs.csv")).unwrap();
-    let again = text.lines().nth(5).unwrap().to_string();
-    std::fs::write(copy.join("jobs.csv"), format!("{text}{again}\n")).unwrap();
+    edit_jobs_csv(&copy, |rows| rows.push(rows[4].clone()));
 
-    let o = wdsweep()
-        .args([
-            "verify",
-            root.join("sweeps/ci.toml").to_str().unwrap(),
-            "--against",
-        ])
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let o = verify_ci(&copy, &[]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(
