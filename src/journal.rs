@@ -71,7 +71,7 @@ pub struct Damage {
 /// past the end, and what there is of it must read as the start of a
 /// record (the key's length, then hex digits). Garbage or zeros over the
 /// end of a journal are damage, not a torn write, and are reported so.
-pub fn torn_write(rest: &[u8]) -> bool {
+fn torn_write(rest: &[u8]) -> bool {
     let Some(len) = rest.get(..4) else {
         return true;
     };
@@ -244,6 +244,18 @@ impl Scan {
     pub fn damaged_bytes(&self) -> usize {
         self.damaged.iter().map(|d| d.end - d.start).sum()
     }
+
+    /// What was unreadable in `bytes`, the journal this scan read, if
+    /// anything; [`Journal::open`] then repairs the file, a dry run only
+    /// reports it.
+    pub fn damage(&self, bytes: &[u8]) -> Option<Damage> {
+        let first = self.damaged.first()?;
+        Some(Damage {
+            bytes: self.damaged_bytes() as u64,
+            at: first.start as u64,
+            torn: !self.damaged_inside() && torn_write(&bytes[first.start..]),
+        })
+    }
 }
 
 /// The intact record whose frame starts at `at`, and where the frame ends.
@@ -308,9 +320,8 @@ impl Journal {
         file.read_to_end(&mut bytes)
             .with_context(|| format!("cannot read the journal {}", path.display()))?;
         let found = scan(&bytes);
-        let damage = if found.damaged.is_empty() {
-            None
-        } else if found.damaged_inside() {
+        let damage = found.damage(&bytes);
+        if damage.is_some() && found.damaged_inside() {
             // Intact records follow the damage: the file is rewritten with
             // them alone, beside it and then renamed over it, so that a
             // crash meanwhile leaves one whole version or the other.
@@ -326,24 +337,13 @@ impl Journal {
                 .append(true)
                 .open(&path)
                 .with_context(|| format!("cannot open the journal {}", path.display()))?;
-            Some(Damage {
-                bytes: found.damaged_bytes() as u64,
-                at: found.damaged[0].start as u64,
-                torn: false,
-            })
-        } else {
+        } else if let Some(d) = damage {
             // Unreadable bytes at the end only: cut them off.
-            let intact = found.damaged[0].start;
-            file.set_len(intact as u64)
+            file.set_len(d.at)
                 .and_then(|_| file.sync_all())
                 .with_context(|| format!("cannot repair the journal {}", path.display()))?;
             file.seek(SeekFrom::End(0))?;
-            Some(Damage {
-                bytes: (bytes.len() - intact) as u64,
-                at: intact as u64,
-                torn: torn_write(&bytes[intact..]),
-            })
-        };
+        }
         let mut done = HashMap::with_capacity(found.records.len());
         for r in found.records {
             done.entry(r.key.clone()).or_insert(r);

@@ -33,6 +33,19 @@ fn open(path: &Path) -> Result<File> {
         .with_context(|| format!("cannot open the lock file {}", path.display()))
 }
 
+/// The holder a lock file names: `pid N`, or `unnamed` when it holds no pid
+/// (shards hold the lock together and write none).
+fn who(file: &mut File, unnamed: &str) -> String {
+    let mut pid = String::new();
+    let _ = file.read_to_string(&mut pid);
+    match pid.trim() {
+        "" => unnamed.to_string(),
+        pid => format!("pid {pid}"),
+    }
+}
+
+const UNNAMED: &str = "another process, or shards of this sweep";
+
 /// Takes a shared lock on `dir` (which must exist), as a shard does on its
 /// sweep's folder, or says which run of the whole folder holds it.
 pub fn acquire_shared(dir: &Path) -> Result<FolderLock> {
@@ -41,12 +54,7 @@ pub fn acquire_shared(dir: &Path) -> Result<FolderLock> {
     match file.try_lock_shared() {
         Ok(()) => Ok(FolderLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let who = match holder.trim() {
-                "" => "another process".to_string(),
-                pid => format!("pid {pid}"),
-            };
+            let who = who(&mut file, "another process");
             bail!(
                 "{} is in use by a wdsweep run of the whole grid or a merge ({who}), which would \
                  do or write this shard's jobs too; wait for it to finish, stop it, or write \
@@ -66,14 +74,7 @@ pub fn holder(dir: &Path) -> Option<String> {
     let mut file = File::open(dir.join(LOCK_FILE)).ok()?;
     match file.try_lock() {
         Ok(()) => None,
-        Err(_) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            Some(match pid.trim() {
-                "" => "another process, or shards of this sweep".to_string(),
-                pid => format!("pid {pid}"),
-            })
-        }
+        Err(_) => Some(who(&mut file, UNNAMED)),
     }
 }
 
@@ -84,15 +85,7 @@ pub fn acquire(dir: &Path) -> Result<FolderLock> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            // Shards hold the lock together and write no pid.
-            let who = if holder.is_empty() {
-                "another process, or shards of this sweep".to_string()
-            } else {
-                format!("pid {holder}")
-            };
+            let who = who(&mut file, UNNAMED);
             bail!(
                 "{} is in use by another wdsweep run ({who}); wait for it to finish, stop it, \
                  or write elsewhere with --out DIR",

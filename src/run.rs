@@ -236,13 +236,7 @@ fn claim_folder(out: &Path, spec: &Spec, fresh: bool, fix: &str) -> Result<()> {
 /// `OUT/best.json`) would be replaced. A spec.toml that wdsweep wrote may be
 /// rerun in place; the run writes it again.
 fn refuse_overwriting_spec(out: &Path, spec_path: &Path, spec: &Spec) -> Result<()> {
-    let Ok(file) = fs::canonicalize(spec_path) else {
-        return Ok(());
-    };
-    for name in OUTPUT_FILES {
-        if !fs::canonicalize(out.join(name)).is_ok_and(|p| p == file) {
-            continue;
-        }
+    if let Some(name) = output_named(out, spec_path) {
         if name == "spec.toml" && spec.recorded_numerics.is_some() {
             return Ok(());
         }
@@ -263,6 +257,22 @@ fn refuse_overwriting_spec(out: &Path, spec_path: &Path, spec: &Spec) -> Result<
     Ok(())
 }
 
+/// Which of the files a run writes in `out` the existing `file` is, if any.
+fn output_named(out: &Path, file: &Path) -> Option<&'static str> {
+    let file = fs::canonicalize(file).ok()?;
+    OUTPUT_FILES
+        .into_iter()
+        .find(|name| fs::canonicalize(out.join(name)).is_ok_and(|p| p == file))
+}
+
+/// Whether `name` is a temporary file of an output being written
+/// (`.NAME.tmp-PID`, renamed over NAME once whole).
+pub(crate) fn is_temporary(name: &str) -> bool {
+    OUTPUT_FILES
+        .iter()
+        .any(|f| name.starts_with(&format!(".{f}.tmp-")))
+}
+
 /// Refuses a folder where one of the files a run writes is the data file
 /// itself (a table named `summary.csv` in the output folder, say), which
 /// the run would otherwise replace with its results.
@@ -270,19 +280,14 @@ fn refuse_overwriting_data(out: &Path, spec: &Spec) -> Result<()> {
     let crate::spec::DataSource::Table(table) = &spec.data else {
         return Ok(());
     };
-    let Ok(data) = fs::canonicalize(&table.path) else {
-        return Ok(());
-    };
-    for name in OUTPUT_FILES {
-        if fs::canonicalize(out.join(name)).is_ok_and(|p| p == data) {
-            return Err(UsageError(format!(
-                "{}: the data file is the {name} this run would write in {}; move or rename \
-                 the data file, or pass --out DIR to write the results elsewhere",
-                table.path.display(),
-                out.display()
-            ))
-            .into());
-        }
+    if let Some(name) = output_named(out, &table.path) {
+        return Err(UsageError(format!(
+            "{}: the data file is the {name} this run would write in {}; move or rename the \
+             data file, or pass --out DIR to write the results elsewhere",
+            table.path.display(),
+            out.display()
+        ))
+        .into());
     }
     Ok(())
 }
@@ -321,10 +326,7 @@ fn remove_stale_temporaries(out: &Path) -> Result<()> {
     let entries = fs::read_dir(out).with_context(|| format!("cannot list {}", out.display()))?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = OUTPUT_FILES
-            .iter()
-            .any(|f| name.starts_with(&format!(".{f}.tmp-")));
-        if ours {
+        if is_temporary(&name) {
             let path = entry.path();
             fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
         }
@@ -468,24 +470,27 @@ pub fn dry_run(opts: &RunOptions) -> Result<String> {
         Some(s) => s.dir(&out),
         None => out.clone(),
     };
-    // Damage a run would report (it repairs; a dry run only looks).
-    let folder = match fs::read(locked.join(journal::JOURNAL_FILE)) {
+    // The folder's own journal, read once: its records, and the damage a
+    // run would report (and repair; a dry run only looks).
+    let own_journal = locked.join(journal::JOURNAL_FILE);
+    let own = match fs::read(&own_journal) {
         Ok(bytes) => {
             let found = journal::scan(&bytes);
-            let torn = found.damaged.len() == 1
-                && !found.damaged_inside()
-                && journal::torn_write(&bytes[found.damaged[0].start..]);
-            if found.damaged.is_empty() || torn {
-                folder
-            } else {
-                format!(
-                    "{folder}; its journal is damaged: {} bytes cannot be read, and the jobs \
-                     they held would run again",
-                    grouped(found.damaged_bytes() as u64)
-                )
-            }
+            let damage = found.damage(&bytes);
+            (found.records, damage)
         }
-        Err(_) => folder,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read {}", own_journal.display()));
+        }
+    };
+    let folder = match own.1 {
+        Some(d) if !d.torn => format!(
+            "{folder}; its journal is damaged: {} bytes cannot be read, and the jobs they held \
+             would run again",
+            grouped(d.bytes)
+        ),
+        _ => folder,
     };
     let folder = match lock::holder(&locked) {
         Some(who) => format!(
@@ -498,17 +503,21 @@ pub fn dry_run(opts: &RunOptions) -> Result<String> {
 
     // What a run would do: which jobs, and how many are already done.
     let scope = |job: u64| opts.shard.is_none_or(|s| s.owns(job));
-    let mut journals = vec![match opts.shard {
-        Some(s) => s.dir(&out).join(journal::JOURNAL_FILE),
-        None => out.join(journal::JOURNAL_FILE),
-    }];
-    if opts.shard.is_none() {
-        journals.extend(shard::shard_journals(&out)?);
-    }
     let records = if opts.fresh {
         Default::default()
     } else {
-        shard::read_journals(&journals)?
+        // The folder's own records first; a plain run also counts its
+        // shards'.
+        let mut records = std::collections::HashMap::new();
+        for r in own.0 {
+            records.entry(r.key.clone()).or_insert(r);
+        }
+        if opts.shard.is_none() {
+            for (key, r) in shard::read_journals(&shard::shard_journals(&out)?)? {
+                records.entry(key).or_insert(r);
+            }
+        }
+        records
     };
     let wanted = opts.shard.map_or(g.len(), |s| s.jobs_of(g.len()));
     // Keys are hashed only when there is a journal to look them up in, so

@@ -200,9 +200,8 @@ pub fn remove_all(out: &Path, found: &[(Shard, PathBuf)]) -> Result<()> {
             let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let ours = name == LOCK_FILE
-                || crate::run::OUTPUT_FILES
-                    .iter()
-                    .any(|f| name == *f || name.starts_with(&format!(".{f}.tmp-")));
+                || crate::run::OUTPUT_FILES.contains(&name.as_str())
+                || crate::run::is_temporary(&name);
             if ours {
                 let path = entry.path();
                 fs::remove_file(&path)
